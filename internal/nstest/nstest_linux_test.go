@@ -97,7 +97,7 @@ func TestTopologyPaths(t *testing.T) {
 	m := tp.Modems[1]
 	for _, tc := range []struct {
 		name, bind, url, want string
-		viaEth0              bool
+		viaEth0               bool
 	}{
 		{"default route v4", "", "http://192.0.2.80/", "203.0.113.2", true},
 		{"default route v6", "", "http://[2001:db8:5::80]/", "2001:db8:e::2", true},

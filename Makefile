@@ -1,0 +1,58 @@
+# simproof — see README.md. Targets a newcomer needs: `make demo`, `make test`.
+SHELL := /bin/bash
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/simproof/simproof/internal/version.Version=$(VERSION)
+BIN := bin
+FUZZTIME ?= 5s
+
+.PHONY: all build demo test test-deps vet unit fuzz-short fuzz cross clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/simproofd ./cmd/simproof
+
+# The whole job on simulated modems and emulated providers: no root, no
+# hardware, no credentials.
+demo: build
+	$(BIN)/simproof demo
+
+# Installs what the tests need (as root, with apt-get), then runs every test.
+test: test-deps vet unit fuzz-short
+
+test-deps:
+	@scripts/install-test-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Short coverage-guided runs of each fuzz target; `make fuzz` runs longer.
+FUZZ_TARGETS := $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r grep -H '^func Fuzz' | sed -E 's|^\./(.*)/[^/]+_test.go:func (Fuzz[A-Za-z0-9_]+).*|\1:\2|' | sort -u)
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=./$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=60s
+
+cross:
+	@for t in linux/amd64 linux/arm64 linux/arm:7 linux/mips linux/mipsle; do \
+		os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%:*}; arm=$${rest#*:}; \
+		[ "$$arm" = "$$rest" ] && arm=; \
+		out=$(BIN)/$$os-$$arch$${arm:+v$$arm}; \
+		echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm GOMIPS=softfloat \
+			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out/ ./cmd/simproofd ./cmd/simproof || exit 1; \
+	done
+
+clean:
+	rm -rf $(BIN) dist

@@ -620,9 +620,9 @@ func TestOpen(t *testing.T) {
 // which the live answer carries on purpose).
 func TestNoSecretsAnywhere(t *testing.T) {
 	secrets := []string{
-		"bb245885-3221-4da7-8b0a-2d352cd906e9", // code
-		"ea736ff8-dc4d-4ee6-84d4-ebf3948be724", // state
-		"842b5f93-2c70-4df3-930e-d7cd42516c31", // session_state
+		"bb245885-3221-4da7-8b0a-2d352cd906e9",     // code
+		"ea736ff8-dc4d-4ee6-84d4-ebf3948be724",     // state
+		"842b5f93-2c70-4df3-930e-d7cd42516c31",     // session_state
 		"U4k7_tLbhEGH_rIWYt3Z5A6yFgq3fvwpqK4zn7jC", // private_key
 		"2YotnFZFEjr1zCsicMWpAA",                   // access_token
 		"s3cret+/=:value",                          // client_secret

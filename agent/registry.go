@@ -25,6 +25,7 @@ type Registry struct {
 	mu     sync.Mutex
 	modems map[string]modem.Modem
 	busy   map[string]bool
+	watch  map[string]map[*func()]struct{} // OnRemove callbacks by modem id
 }
 
 // NewRegistry publishes modem events on hub.
@@ -76,6 +77,10 @@ func (r *Registry) Remove(id string) {
 	r.mu.Lock()
 	m, ok := r.modems[id]
 	delete(r.modems, id)
+	for f := range r.watch[id] {
+		go (*f)()
+	}
+	delete(r.watch, id)
 	r.mu.Unlock()
 	if ok {
 		r.hub.Publish(string(modem.Removed), m.Info())
@@ -143,4 +148,28 @@ func (r *Registry) Lookup(sel string) (modem.Modem, modem.Info, error) {
 		}
 	}
 	return nil, modem.Info{}, fmt.Errorf("%w: %q", modem.ErrNotFound, sel)
+}
+
+// OnRemove calls fn (once, on its own goroutine) when the modem id is
+// removed; the returned function cancels the watch.
+func (r *Registry) OnRemove(id string, fn func()) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.watch == nil {
+		r.watch = map[string]map[*func()]struct{}{}
+	}
+	if _, ok := r.modems[id]; !ok {
+		go fn()
+		return func() {}
+	}
+	if r.watch[id] == nil {
+		r.watch[id] = map[*func()]struct{}{}
+	}
+	key := &fn
+	r.watch[id][key] = struct{}{}
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.watch[id], key)
+	}
 }

@@ -1,0 +1,57 @@
+// Command simproofd is the simproof daemon: flags, configuration, logging,
+// then agent.Run until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/simproof/simproof/agent"
+	"github.com/simproof/simproof/config"
+	"github.com/simproof/simproof/internal/version"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	fs := flag.NewFlagSet("simproofd", flag.ContinueOnError)
+	path := fs.String("config", config.DefaultPath, "configuration file")
+	check := fs.Bool("check-config", false, "validate the configuration and exit (0 valid, 2 invalid)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *showVersion {
+		fmt.Println("simproofd", version.Version)
+		return 0
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "simproofd: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	if *check {
+		fmt.Printf("%s: configuration is valid\n", *path)
+		return 0
+	}
+	log, err := agent.NewLogger(cfg.Log, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "simproofd: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := agent.Run(ctx, cfg, log); err != nil {
+		log.Error("simproofd stopped", "err", err)
+		return 1
+	}
+	return 0
+}

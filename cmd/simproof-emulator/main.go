@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/simproof/simproof/verify/emulator"
 )
@@ -27,10 +26,9 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 type options struct {
-	listen  map[emulator.Role]string
-	caOut   string
-	cfg     emulator.Config
-	showCfg bool
+	listen map[emulator.Role]string
+	caOut  string
+	cfg    emulator.Config
 }
 
 func main() {
@@ -147,7 +145,5 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	fmt.Fprintf(out, "idlayr   %s\nplasgate %s\noperator %s\nca       %s\nclient_id %s (secrets: flags' files or the package defaults)\n",
 		e.BaseURL(emulator.RoleIDlayr), e.BaseURL(emulator.RolePlasGate), e.BaseURL(emulator.RoleOperator), opts.caOut, opts.cfg.ClientID)
 	<-ctx.Done()
-	shutdown := time.AfterFunc(5*time.Second, func() { os.Exit(1) })
-	defer shutdown.Stop()
-	return nil
+	return nil // a cancelled context is a clean exit; Close runs deferred
 }

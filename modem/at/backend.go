@@ -298,7 +298,9 @@ func (m *Modem) identify(ctx context.Context) error {
 	m.mu.Unlock()
 	// Ask for registration URCs with location and technology. Modems that
 	// lack one of the domains answer an error; that is fine.
-	for _, c := range []string{"AT+CREG=2", "AT+CGREG=2", "AT+CEREG=2"} {
+	// +CGEREP=2 asks for +CGEV reports, so a network-side drop of the data
+	// session is noticed at once rather than at the next refresh.
+	for _, c := range []string{"AT+CREG=2", "AT+CGREG=2", "AT+CEREG=2", "AT+CGEREP=2,1"} {
 		_, _ = m.cmd(ctx, c)
 	}
 	return m.refreshLocked(ctx)
@@ -400,8 +402,8 @@ func (m *Modem) refreshLocked(ctx context.Context) error {
 		if errors.Is(err, modem.ErrGone) {
 			return err
 		}
-		if err == nil && len(lines) > 0 {
-			if stat, act, ok := parseReg(lines[0], "+"+d+":", false); ok {
+		if v := firstLine(lines, "+"+d+":"); err == nil && v != "" {
+			if stat, act, ok := parseReg(v, "", false); ok {
 				regs[d], acts[d] = stat, act
 			}
 		}

@@ -22,14 +22,34 @@ func stripPrefix(line, prefix string) string {
 	return s
 }
 
-// firstLine returns the first information line, minus prefix.
+// firstLine returns the value of the first line that carries prefix, or,
+// for modems that answer without it, the first clean line. Line noise that
+// survived framing (bytes outside printable ASCII) is never taken for an
+// answer.
 func firstLine(lines []string, prefix string) string {
 	for _, l := range lines {
-		if v := stripPrefix(l, prefix); v != "" {
+		t := strings.TrimSpace(l)
+		if len(t) >= len(prefix) && strings.EqualFold(t[:len(prefix)], prefix) && printable(t) {
+			return stripPrefix(t, prefix)
+		}
+	}
+	for _, l := range lines {
+		if v := stripPrefix(l, prefix); v != "" && printable(v) {
 			return v
 		}
 	}
 	return ""
+}
+
+// printable says whether s is printable ASCII, as AT answers are (the IRA
+// and GSM character sets).
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7E {
+			return false
+		}
+	}
+	return true
 }
 
 // splitFields splits a comma-separated answer, honouring double quotes.
@@ -84,6 +104,9 @@ func parseICCID(lines []string) string {
 			v = stripPrefix(v, p)
 		}
 		v = strings.TrimRight(strings.ToUpper(strings.Trim(strings.TrimSpace(v), `"`)), "F")
+		if !printable(v) {
+			continue
+		}
 		if digitsOnly(v) && len(v) >= 18 && len(v) <= 22 {
 			return v
 		}
@@ -301,7 +324,7 @@ func stripInfo(lines []string, prefixes ...string) string {
 		for _, p := range prefixes {
 			v = stripPrefix(v, p)
 		}
-		if v != "" {
+		if v != "" && printable(v) {
 			return v
 		}
 	}

@@ -46,7 +46,7 @@ type Backend struct {
 	events chan modem.Event
 
 	mu     sync.Mutex
-	modems map[string]*Modem  // by id, while the port is open
+	modems map[string]*Modem // by id, while the port is open
 	status map[string]string // by device: "" ok, else the last error
 }
 

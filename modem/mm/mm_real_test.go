@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/simproof/simproof/modem"
 	"github.com/simproof/simproof/modem/mm"
 	"github.com/simproof/simproof/modem/sim"
@@ -98,3 +100,143 @@ func enable(t *testing.T, b *bench, be *mm.Backend, id string) {
 
 var _ = errors.Is
 var _ = sim.DefaultIdentity
+
+// TestUnplugReplug: how a simulated modem leaves ModemManager and comes
+// back, and what the backend shows.
+//
+// What ModemManager 1.20 does (seen here, and in src/mm-device.c): a
+// Test.SetProfile device is "virtual", and nothing but another SetProfile
+// removes it. When the simulator closes its socket (sim.Unplug), ModemManager
+// logs "unexpected port hangup", force-closes the port and keeps exporting
+// the modem (every later command fails); a kernel "remove" event does not
+// reach a virtual device either. So the test unplugs the way udev would
+// tell ModemManager: sim.Unplug, then SetProfile with the same id and port.
+// ModemManager drops the old modem (InterfacesRemoved), cannot open the
+// port (connection refused) and exports nothing. Replug is sim.Plug and
+// SetProfile again: a new object (Modem/N+1) with the same IMEI.
+func TestUnplugReplug(t *testing.T) {
+	b := newBench(t, 1)
+	be := b.backend(mm.Options{EnableModems: true})
+	ev := collect(t, be)
+	id := b.sims[0].Identity().IMEI
+	b.profile(0)
+	ev.wait(t, 0, probeTimeout, "Added", kindFor(modem.Added, id))
+	// Enabled, ModemManager keeps the port open, as with a modem in use.
+	waitInfo(t, be, ev, id, probeTimeout, "registered", func(in modem.Info) bool { return in.State == "registered" })
+	m, _ := be.Get(id)
+	oldPath := pathOf(t, b, id)
+
+	mark := ev.mark()
+	start := time.Now()
+	b.sims[0].Unplug()
+	b.profile(0)
+	gone := ev.wait(t, mark, probeTimeout, "Removed", kindFor(modem.Removed, id))
+	t.Logf("unplugged: Removed after %v", time.Since(start).Round(time.Millisecond))
+	if gone.Info.ID != id || gone.Info.SIM.ICCID == "" {
+		t.Errorf("Removed carries %+v, want the modem as it was", gone.Info)
+	}
+	if _, ok := be.Get(id); ok {
+		t.Errorf("modem %s still listed after unplug", id)
+	}
+	if _, err := m.Connect(context.Background(), modem.ConnectParams{APN: "internet"}); !errors.Is(err, modem.ErrGone) {
+		t.Errorf("Connect on an unplugged modem: %v, want ErrGone", err)
+	}
+	if got := m.Info(); got.ID != id {
+		t.Errorf("Info of a gone modem: %+v, want its last state", got)
+	}
+
+	mark = ev.mark()
+	start = time.Now()
+	if err := b.sims[0].Plug(); err != nil {
+		t.Fatal(err)
+	}
+	b.profile(0)
+	back := ev.wait(t, mark, probeTimeout, "Added after replug", kindFor(modem.Added, id))
+	t.Logf("replugged: Added after %v", time.Since(start).Round(time.Millisecond))
+	if back.Info.SIM.ICCID != b.sims[0].Identity().ICCID {
+		t.Errorf("replugged modem %+v", back.Info)
+	}
+	if p := pathOf(t, b, id); p == oldPath {
+		t.Errorf("replugged modem kept object %s; expected a new one", p)
+	}
+	// The old handle follows the id to the new object.
+	waitInfo(t, be, ev, id, probeTimeout, "registered again", func(in modem.Info) bool { return in.State == "registered" })
+	if got := m.Info(); got.State != "registered" {
+		t.Errorf("old handle after replug: state %q, want registered", got.State)
+	}
+}
+
+// TestModemManagerRestart: ModemManager killed (SIGKILL, as a crash) and
+// started again on the same bus. The backend drops every modem on
+// NameOwnerChanged and reads the new daemon's objects, with no restart of
+// its own. The new daemon knows no test profiles: they are set again, as
+// udev's coldplug would re-announce real ports.
+func TestModemManagerRestart(t *testing.T) {
+	b := newBench(t, 2)
+	be := b.backend(mm.Options{})
+	ev := collect(t, be)
+	b.profileAll()
+	ids := []string{b.sims[0].Identity().IMEI, b.sims[1].Identity().IMEI}
+	for _, id := range ids {
+		ev.wait(t, 0, probeTimeout, "Added "+id, kindFor(modem.Added, id))
+	}
+
+	mark := ev.mark()
+	b.mm.Kill()
+	for _, id := range ids {
+		ev.wait(t, mark, probeTimeout, "Removed "+id, kindFor(modem.Removed, id))
+	}
+	if n := len(be.List()); n != 0 {
+		t.Errorf("%d modems listed with ModemManager dead", n)
+	}
+
+	mark = ev.mark()
+	start := time.Now()
+	b.mm.Start()
+	b.profileAll()
+	for _, id := range ids {
+		got := ev.wait(t, mark, probeTimeout, "Added after restart "+id, kindFor(modem.Added, id))
+		if got.Info.SIM.IMSI == "" {
+			t.Errorf("modem %s after restart: %+v", id, got.Info)
+		}
+	}
+	t.Logf("back after restart in %v", time.Since(start).Round(time.Millisecond))
+	if n := len(be.List()); n != 2 {
+		t.Errorf("%d modems listed after restart, want 2", n)
+	}
+}
+
+// TestConnectGenericPPP: with the generic plugin, ModemManager's only data
+// path is PPP on the AT port (ATD*99***1#, Ip4Config method ppp, Interface
+// the port). simproof cannot use that: Connect says unsupported_bearer and
+// takes down the bearer it made.
+func TestConnectGenericPPP(t *testing.T) {
+	b := newBench(t, 1)
+	be := b.backend(mm.Options{})
+	ev := collect(t, be)
+	id := b.sims[0].Identity().IMEI
+	b.profile(0)
+	ev.wait(t, 0, probeTimeout, "Added", kindFor(modem.Added, id))
+	m, _ := be.Get(id)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	d, err := m.Connect(ctx, modem.ConnectParams{APN: "internet", IPType: "ipv4"})
+	t.Logf("Connect after %v: %+v, %v", time.Since(start).Round(time.Millisecond), d, err)
+	if !errors.Is(err, modem.ErrUnsupported) {
+		t.Fatalf("Connect: %v, want unsupported_bearer", err)
+	}
+	if d.IPv4 == nil || d.IPv4.Method != "ppp" || d.Interface != port(0) {
+		t.Errorf("DataInfo %+v: want ipv4 method ppp on %s", d, port(0))
+	}
+	// The bearer simproof made is disconnected and deleted.
+	waitInfo(t, be, ev, id, probeTimeout, "bearer gone", func(in modem.Info) bool { return !in.Data.Connected })
+	var bearers []dbus.ObjectPath
+	if err := b.mm.Conn().Object("org.freedesktop.ModemManager1", pathOf(t, b, id)).
+		Call("org.freedesktop.ModemManager1.Modem.ListBearers", 0).Store(&bearers); err != nil {
+		t.Fatal(err)
+	}
+	if len(bearers) != 0 {
+		t.Errorf("bearers left behind: %v", bearers)
+	}
+}

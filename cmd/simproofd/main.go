@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,35 +17,36 @@ import (
 	"github.com/simproof/simproof/internal/version"
 )
 
-func main() { os.Exit(run()) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run() int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simproofd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	path := fs.String("config", config.DefaultPath, "configuration file")
 	check := fs.Bool("check-config", false, "validate the configuration and exit (0 valid, 2 invalid)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
 	if *showVersion {
-		fmt.Println("simproofd", version.Version)
+		fmt.Fprintln(stdout, "simproofd", version.Version)
 		return 0
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "simproofd: invalid configuration:\n%v\n", err)
+		fmt.Fprintf(stderr, "simproofd: invalid configuration:\n%v\n", err)
 		return 2
 	}
 	if *check {
-		fmt.Printf("%s: configuration is valid\n", *path)
+		fmt.Fprintf(stdout, "%s: configuration is valid\n", *path)
 		return 0
 	}
-	log, err := agent.NewLogger(cfg.Log, os.Stderr)
+	log, err := agent.NewLogger(cfg.Log, stderr)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "simproofd: %v\n", err)
+		fmt.Fprintf(stderr, "simproofd: %v\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/simproof/simproof/agent"
 	"github.com/simproof/simproof/modem"
+	"github.com/simproof/simproof/modem/sim"
 )
 
 // Env is what a command needs from its surroundings, so tests run it
@@ -46,6 +47,7 @@ func init() {
 		{"modems", "", "list modems", cmdModems},
 		{"modem", "ID", "show one modem (id, imei:…, iccid:…)", cmdModem},
 		{"demo", "", "run the whole job on simulated modems and emulated providers", cmdDemo},
+		{"sim", "[--count N] [--dir DIR] …", "run simulated modems on pseudo-terminals (sim --help)", cmdSim},
 	}
 }
 
@@ -284,4 +286,8 @@ func printModem(w io.Writer, m modem.Info) {
 	}
 	row("busy", fmt.Sprint(m.Busy))
 	tw.Flush()
+}
+
+func cmdSim(ctx context.Context, env Env, g *globals, args []string) int {
+	return sim.Main(ctx, args, env.Stdout, env.Stderr)
 }

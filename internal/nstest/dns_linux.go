@@ -15,25 +15,32 @@ import (
 // DNSServer is a tiny authoritative UDP DNS server answering A and AAAA
 // queries from a fixed table, counting every query it receives.
 type DNSServer struct {
-	Addr    netip.AddrPort
+	Addrs   []netip.AddrPort // where it listens
 	records map[string][]netip.Addr
 	queries atomic.Int64
 }
 
 // StartDNS serves records (name → addresses; names without the trailing
-// dot, case-insensitive) on UDP addr (e.g. "100.64.255.53:53") inside ns
-// until the test ends. Unknown names get NXDOMAIN; a known name without
-// addresses of the asked type gets an empty answer.
-func StartDNS(t testing.TB, ns *NS, addr string, records map[string][]netip.Addr) *DNSServer {
+// dot, case-insensitive) on each UDP address (e.g. "100.64.255.53:53")
+// inside ns until the test ends. Listen on specific addresses, not a
+// wildcard: resolvers drop answers from another source address. Unknown
+// names get NXDOMAIN; a known name without addresses of the asked type gets
+// an empty answer.
+func StartDNS(t testing.TB, ns *NS, records map[string][]netip.Addr, addrs ...string) *DNSServer {
 	t.Helper()
-	pc := ns.ListenPacket(t, "udp", addr)
-	s := &DNSServer{
-		Addr:    pc.LocalAddr().(*net.UDPAddr).AddrPort(),
-		records: make(map[string][]netip.Addr, len(records)),
+	s := &DNSServer{records: make(map[string][]netip.Addr, len(records))}
+	for name, as := range records {
+		s.records[strings.ToLower(strings.TrimSuffix(name, "."))] = as
 	}
-	for name, addrs := range records {
-		s.records[strings.ToLower(strings.TrimSuffix(name, "."))] = addrs
+	for _, addr := range addrs {
+		pc := ns.ListenPacket(t, "udp", addr)
+		s.Addrs = append(s.Addrs, pc.LocalAddr().(*net.UDPAddr).AddrPort())
+		s.serve(t, pc)
 	}
+	return s
+}
+
+func (s *DNSServer) serve(t testing.TB, pc net.PacketConn) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -43,7 +50,7 @@ func StartDNS(t testing.TB, ns *NS, addr string, records map[string][]netip.Addr
 			n, from, err := pc.ReadFrom(buf)
 			if err != nil {
 				if !errors.Is(err, net.ErrClosed) {
-					t.Errorf("nstest: dns %s: %v", s.Addr, err)
+					t.Errorf("nstest: dns %s: %v", pc.LocalAddr(), err)
 				}
 				return
 			}
@@ -56,7 +63,6 @@ func StartDNS(t testing.TB, ns *NS, addr string, records map[string][]netip.Addr
 	// Registered after ListenPacket's cleanup, so it runs first: close, then
 	// wait for the loop so no t.Errorf races the end of the test.
 	t.Cleanup(func() { pc.Close(); wg.Wait() })
-	return s
 }
 
 // Queries is how many queries the server has received.

@@ -127,12 +127,13 @@ func TestTopologyPaths(t *testing.T) {
 func TestDNSAndCommand(t *testing.T) {
 	tp := nstest.NewTopology(t, nstest.Options{})
 	want := netip.MustParseAddr("192.0.2.7")
-	dns := nstest.StartDNS(t, tp.Carrier, net.JoinHostPort(tp.CarrierDNS4.String(), "53"),
-		map[string][]netip.Addr{"Host.Example.Test": {want, netip.MustParseAddr("2001:db8::7")}})
+	dns := nstest.StartDNS(t, tp.Carrier,
+		map[string][]netip.Addr{"Host.Example.Test": {want, netip.MustParseAddr("2001:db8::7")}},
+		net.JoinHostPort(tp.CarrierDNS4.String(), "53"))
 
 	dial := tp.Device.DialContext(&net.Dialer{})
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dial(ctx, network, dns.Addr.String())
+		return dial(ctx, network, dns.Addrs[0].String())
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -1,0 +1,145 @@
+package netbind
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// pinSys is the Linux state of a Pinned client.
+type pinSys struct {
+	ns     netns.NsHandle // namespace sockets are made in; None() for our own
+	nl     *netlink.Handle
+	dialer net.Dialer
+}
+
+func (p *Pinned) initSys(o ClientOptions) error {
+	p.sys.ns = netns.None()
+	if o.NetNS != "" {
+		ns, err := netns.GetFromPath(o.NetNS)
+		if err != nil {
+			return fmt.Errorf("network namespace %s: %w", o.NetNS, err)
+		}
+		p.sys.ns = ns
+	}
+	h, err := netlink.NewHandleAt(p.sys.ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		p.sys.ns.Close()
+		return fmt.Errorf("netlink: %w", err)
+	}
+	p.sys.nl = h
+	p.sys.dialer = net.Dialer{
+		Timeout:   orDefault(o.DialTimeout, DefaultDialTimeout),
+		KeepAlive: 30 * time.Second,
+		// No dual-stack racing: it would dial on other goroutines, outside
+		// the namespace and after our family check.
+		FallbackDelay: -1,
+		Control:       bindToDevice(p.iface),
+	}
+	return nil
+}
+
+func (p *Pinned) closeSys() error {
+	p.sys.nl.Close()
+	if p.sys.ns.IsOpen() {
+		return p.sys.ns.Close()
+	}
+	return nil
+}
+
+// bindToDevice is the dialer's Control hook: SO_BINDTODEVICE before
+// connect. A failure fails the dial; there is no other device to try.
+func bindToDevice(ifname string) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.BindToDevice(int(fd), ifname)
+		}); err != nil {
+			return fmt.Errorf("bind %s socket to %s: %w", network, ifname, err)
+		}
+		if serr != nil {
+			return fmt.Errorf("bind %s socket to %s (SO_BINDTODEVICE): %w", network, ifname, serr)
+		}
+		return nil
+	}
+}
+
+// bearer checks the interface: exists, up, carrier, some global address.
+func (p *Pinned) bearer() (family, error) {
+	l, err := linkByName(p.sys.nl, p.iface)
+	if err != nil {
+		return 0, err
+	}
+	have, err := usableFamilies(p.sys.nl, l)
+	if err != nil {
+		return 0, err
+	}
+	if have == 0 {
+		return 0, &BearerError{Interface: p.iface, Reason: "no global address"}
+	}
+	return have, nil
+}
+
+// dialSocket dials one address with the pinned dialer, creating the socket
+// in the client's namespace.
+func (p *Pinned) dialSocket(ctx context.Context, network, addr string) (net.Conn, error) {
+	if !p.sys.ns.IsOpen() {
+		return p.sys.dialer.DialContext(ctx, network, addr)
+	}
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// A thread of its own, switched into the namespace; it is thrown
+		// away rather than reused if it cannot be switched back.
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			done <- result{nil, fmt.Errorf("current network namespace: %w", err)}
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(p.sys.ns); err != nil {
+			done <- result{nil, fmt.Errorf("enter network namespace: %w", err)}
+			return
+		}
+		c, err := p.sys.dialer.DialContext(ctx, network, addr)
+		if rerr := netns.Set(orig); rerr != nil {
+			done <- result{c, err}
+			return // still locked: the runtime discards the thread
+		}
+		runtime.UnlockOSThread()
+		done <- result{c, err}
+	}()
+	r := <-done
+	return r.c, r.err
+}
+
+// boundDevice reads SO_BINDTODEVICE back from the connection's socket.
+func boundDevice(c net.Conn) string {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return ""
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return ""
+	}
+	var name string
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		name, gerr = unix.GetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE)
+	}); err != nil || gerr != nil {
+		return ""
+	}
+	return name
+}

@@ -88,7 +88,7 @@ func TestPinnedLeavesThroughBearer(t *testing.T) {
 // to fail with no_bearer, with nothing sent through eth0.
 func TestFailClosed(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name    string
 		breakIt func(t *testing.T, bn *bench)
 	}{
 		{"interface down", func(t *testing.T, bn *bench) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net"
@@ -252,5 +253,80 @@ func TestMethodsAndUnknownPaths(t *testing.T) {
 		if st, _, _ := v.do(c.method, c.url, nil, nil); st != c.status {
 			t.Errorf("%s %s: %d, want %d", c.method, c.url, st, c.status)
 		}
+	}
+}
+
+// Many devices at once, as a bench of modems would run: every chain gets its
+// own answer and the counters add up (run under -race).
+func TestConcurrentChecks(t *testing.T) {
+	v := start(t, nil)
+	tok := v.token("phone_check")
+	const n = 16
+	type result struct {
+		id    string
+		match bool
+		err   string
+	}
+	results := make(chan result, n)
+	for i := range n {
+		src := netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)})
+		phone := "4477009001" + string(rune('0'+i/10)) + string(rune('0'+i%10))
+		v.e.SetSubscriber(src, phone)
+		claim := phone
+		if i%2 == 1 {
+			claim = numA // odd devices claim someone else's number
+		}
+		go func() {
+			// Failures are reported on the channel: t.Fatal must not run
+			// off the test goroutine.
+			b := strings.NewReader(`{"phone_number":"` + claim + `"}`)
+			req, _ := http.NewRequest("POST", v.e.BaseURL(emulator.RoleIDlayr)+"/phone_check/v0.1/checks", b)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := v.api.Do(req)
+			if err != nil {
+				results <- result{err: err.Error()}
+				return
+			}
+			var m struct {
+				CheckID string `json:"check_id"`
+				Links   struct {
+					CheckURL struct{ Href string } `json:"check_url"`
+				} `json:"_links"`
+			}
+			json.NewDecoder(resp.Body).Decode(&m)
+			resp.Body.Close()
+			c := v.device(src)
+			c.CheckRedirect = nil // let net/http follow this well-formed chain
+			resp, err = c.Get(m.Links.CheckURL.Href)
+			if err != nil {
+				results <- result{err: err.Error()}
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				results <- result{err: resp.Status}
+				return
+			}
+			results <- result{id: m.CheckID, match: i%2 == 0}
+		}()
+	}
+	for range n {
+		select {
+		case r := <-results:
+			if r.err != "" {
+				t.Error(r.err)
+				continue
+			}
+			cv, ok := v.e.Check(r.id)
+			if !ok || cv.Status != "COMPLETED" || cv.Match != r.match {
+				t.Errorf("check %+v, want match %v", cv, r.match)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("concurrent checks did not finish")
+		}
+	}
+	if got := v.e.Stats().ChecksCreated; got != n {
+		t.Errorf("ChecksCreated %d, want %d", got, n)
 	}
 }

@@ -3,6 +3,7 @@ package mm_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,5 +239,85 @@ func TestConnectGenericPPP(t *testing.T) {
 	}
 	if len(bearers) != 0 {
 		t.Errorf("bearers left behind: %v", bearers)
+	}
+}
+
+// TestStateErrors: SIM and registration trouble, as the simulator's faults
+// make ModemManager see it, reaches Info and Connect as ModemManager words
+// it. Three modems in one daemon.
+func TestStateErrors(t *testing.T) {
+	cases := []struct {
+		name      string
+		faults    sim.Faults
+		state     string // Info.State once probed
+		reason    string // Info.StateReason
+		simState  string
+		err       error // Connect's sentinel
+		errReason string
+	}{
+		{"no SIM", sim.Faults{NoSIM: true}, "failed", "sim-missing", "missing", modem.ErrSIMMissing, "sim-missing"},
+		{"PIN", sim.Faults{PINRequired: true}, "locked", "sim-pin", "pin-required", modem.ErrSIMLocked, "sim-pin"},
+		{"not registered", sim.Faults{NotRegistered: true}, "disabled", "", "ready", modem.ErrNotRegistered, "registration "},
+	}
+	b := newBench(t, len(cases))
+	be := b.backend(mm.Options{})
+	ev := collect(t, be)
+	for i, c := range cases {
+		b.sims[i].SetFaults(c.faults)
+		b.profile(i)
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := b.sims[i].Identity().IMEI
+			info := waitInfo(t, be, ev, id, probeTimeout, "state "+c.state, func(in modem.Info) bool { return in.State == c.state })
+			if info.StateReason != c.reason || info.SIM.State != c.simState {
+				t.Errorf("state_reason %q sim.state %q, want %q %q", info.StateReason, info.SIM.State, c.reason, c.simState)
+			}
+			m, _ := be.Get(id)
+			// ModemManager's Simple.Connect waits for registration far
+			// longer than a check would; the caller's deadline ends it and
+			// the error says why.
+			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+			defer cancel()
+			_, err := m.Connect(ctx, modem.ConnectParams{APN: "internet"})
+			var se *modem.StateError
+			if !errors.As(err, &se) || !errors.Is(err, c.err) || !strings.Contains(se.Reason, c.errReason) {
+				t.Fatalf("Connect: %v, want a StateError %v with %q", err, c.err, c.errReason)
+			}
+			t.Logf("Connect: %v", err)
+		})
+	}
+}
+
+// TestGoneDuringConnect: the modem is unplugged while Simple.Connect runs
+// (the simulator answers slowly, so the connect is still in ModemManager
+// when SetProfile replaces the device). Connect ends with modem_gone.
+func TestGoneDuringConnect(t *testing.T) {
+	b := newBench(t, 1)
+	be := b.backend(mm.Options{})
+	ev := collect(t, be)
+	id := b.sims[0].Identity().IMEI
+	b.profile(0)
+	ev.wait(t, 0, probeTimeout, "Added", kindFor(modem.Added, id))
+	m, _ := be.Get(id)
+	b.sims[0].SetFaults(sim.Faults{Delay: 300 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, err := m.Connect(ctx, modem.ConnectParams{APN: "internet"})
+		done <- err
+	}()
+	waitInfo(t, be, ev, id, probeTimeout, "enabling", func(in modem.Info) bool { return in.State == "enabling" })
+	b.sims[0].Unplug()
+	b.profile(0)
+	select {
+	case err := <-done:
+		if !errors.Is(err, modem.ErrGone) {
+			t.Fatalf("Connect: %v, want modem_gone", err)
+		}
+		t.Logf("Connect: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Connect still running 30 s after the modem went")
 	}
 }

@@ -1,0 +1,25 @@
+// Package sim owns the simulated AT modem: one modem state (identity, SIM,
+// registration, PDP contexts, bearer) answering the AT dialogue of a real
+// cellular modem over any number of transports at once (pseudo-terminals
+// for the AT backend, abstract Unix sockets for a real ModemManager), with
+// runtime fault knobs and unplug/replug.
+//
+// It is used by the tests of every backend, by `make demo`, by a real
+// ModemManager started in test mode, and standalone through Main
+// (`simproof sim`).
+//
+// The answers follow ModemManager 1.20's view of a generic 3GPP modem
+// (testdata/modemmanager-1.20-generic-at-dialogue.txt): every information
+// line framed as "\r\n<line>\r\n", then "\r\nOK\r\n"; echo on until ATE0;
+// every command it does not know answered at once with +CME ERROR: 4 (ERROR
+// under AT+CMEE=0), so a client never waits for a timeout.
+//
+// Per-port settings (echo, verbose, CMEE, the +CREG/+CGREG/+CEREG URC mode,
+// +COPS format, +CGEREP, +CMER, +CSCS, +CGPIAF) belong to one connection and
+// start from the defaults on each new one, as ModemManager expects when it
+// reopens a port. Everything else is the modem's and shared by every port.
+//
+// Commands live in tables of name → handler over the modem state: V.250
+// basics in v250.go, generic 3GPP (27.007) in gen3gpp.go and gen3gpp_data.go.
+// A vendor dialogue is another table merged with addCommands.
+package sim

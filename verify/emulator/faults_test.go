@@ -216,9 +216,6 @@ func TestChainFaults(t *testing.T) {
 		for _, r := range v.e.Requests() {
 			if r.Delayed {
 				delayed = append(delayed, r.Path)
-				if r.FinishedAt.Sub(r.StartedAt) < 0 {
-					t.Error("clock went backwards")
-				}
 			}
 		}
 		if len(delayed) != 1 || delayed[0] != "/op/idlayr/hop2" {

@@ -173,6 +173,16 @@ func New(port io.ReadWriter, opts Options) *Engine {
 // *CMEError, *CMSError, ErrNoCarrier, ErrNoDialtone, ErrBusy, ErrNoAnswer,
 // ErrTimeout, ErrResponseTooLong, ErrClosed, or ctx's error.
 func (e *Engine) Command(ctx context.Context, cmd string) ([]string, error) {
+	return e.CommandTimeout(ctx, cmd, 0)
+}
+
+// CommandTimeout is Command with its own timeout instead of Options.Timeout
+// (zero or less: Options.Timeout), for commands that take long by design:
+// AT+COPS=? scans for minutes, AT+CGACT may take 150s (3GPP TS 27.007).
+func (e *Engine) CommandTimeout(ctx context.Context, cmd string, timeout time.Duration) ([]string, error) {
+	if timeout <= 0 {
+		timeout = e.timeout
+	}
 	name := redact(cmd)
 	if strings.TrimSpace(cmd) == "" || strings.ContainsAny(cmd, "\r\n") {
 		return nil, fmt.Errorf("at: invalid command %q: empty or holds CR/LF", name)
@@ -186,9 +196,9 @@ func (e *Engine) Command(ctx context.Context, cmd string) ([]string, error) {
 	}
 	defer func() { <-e.turn }()
 
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	lines, err := e.run(ctx, cmd, name)
+	lines, err := e.run(ctx, cmd, name, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -196,7 +206,7 @@ func (e *Engine) Command(ctx context.Context, cmd string) ([]string, error) {
 }
 
 // run executes one command; the caller holds the turn.
-func (e *Engine) run(ctx context.Context, cmd, name string) ([]string, error) {
+func (e *Engine) run(ctx context.Context, cmd, name string, timeout time.Duration) ([]string, error) {
 	if err := e.settle(ctx); err != nil {
 		return nil, err
 	}
@@ -218,7 +228,7 @@ func (e *Engine) run(ctx context.Context, cmd, name string) ([]string, error) {
 	// Write in a goroutine so that ctx bounds even a write that blocks
 	// (a wedged port with hardware flow control).
 	written := make(chan error, 1)
-	stuck := time.NewTimer(e.timeout)
+	stuck := time.NewTimer(timeout)
 	defer stuck.Stop()
 	go func() {
 		_, err := e.port.Write([]byte(cmd + "\r"))
@@ -285,11 +295,13 @@ func (e *Engine) abandon(ctx context.Context, c *call) ([]string, error) {
 // answer, whose own answer would then be taken for the one after, and so on:
 // every later result off by one. So an abandoned command stays in flight and
 // the reader swallows its answer up to its final result code; only then is
-// the next command written. If the modem dropped the command and stays silent
-// about it for ResyncQuiet, we give up on it (Stats.Resyncs) and go on.
-// A unique-marker resync (send a command whose answer carries a token we
-// chose) would close the remaining gap, an answer later than ResyncQuiet,
-// but no such command is common to all modems, so it is not attempted.
+// the next command written. If the modem dropped the command and stays
+// silent about it for ResyncQuiet, we give up on it (Stats.Resyncs) and go
+// on. An answer later still would be taken by the next command, and so on
+// until a pause lets a stray answer fall on an idle engine, which discards
+// it. A unique-marker resync (a command whose answer carries a token we
+// chose) would close that gap, but no such command is common to all modems;
+// instead, callers give slow commands the time they need (CommandTimeout).
 func (e *Engine) settle(ctx context.Context) error {
 	for {
 		e.mu.Lock()

@@ -464,3 +464,28 @@ func TestInvalidCommand(t *testing.T) {
 		t.Errorf("modem received %q, want only AT", c)
 	}
 }
+
+// TestCommandTimeout: a per-call timeout replaces Options.Timeout, longer
+// or shorter.
+func TestCommandTimeout(t *testing.T) {
+	release := make(chan struct{})
+	fm := &fakeModem{
+		answer: answers(map[string]string{"AT+COPS=?": "\r\n+COPS: (2,\"Test\",\"T\",\"00101\",7)\r\n\r\nOK\r\n"}),
+		gates:  map[string]chan struct{}{"AT+COPS=?": release},
+	}
+	e := fm.start(t, at.Options{Timeout: 20 * time.Millisecond})
+	go func() {
+		time.Sleep(200 * time.Millisecond) // well past Options.Timeout
+		close(release)
+	}()
+	lines, err := e.CommandTimeout(context.Background(), "AT+COPS=?", wait)
+	if err != nil || len(lines) != 1 {
+		t.Fatalf("long command: got %q, %v", lines, err)
+	}
+
+	fm2 := &fakeModem{answer: okAnswer, gates: map[string]chan struct{}{"AT+CGACT=1,1": make(chan struct{})}}
+	e2 := fm2.start(t, at.Options{Timeout: wait})
+	if _, err := e2.CommandTimeout(context.Background(), "AT+CGACT=1,1", 20*time.Millisecond); !errors.Is(err, at.ErrTimeout) {
+		t.Fatalf("short command: got %v, want ErrTimeout", err)
+	}
+}

@@ -53,7 +53,7 @@ type tokenCache struct {
 	tok     *oauth2.Token
 	fetched time.Time // on c.now's clock
 	expiry  time.Time // on c.now's clock; zero: none given
-	fetches int // for tests and metrics
+	fetches int       // for tests and metrics
 }
 
 func newTokenCache(tokenURL, scope string, cr Credentials, server *http.Client, now func() time.Time) *tokenCache {

@@ -273,6 +273,14 @@ func (d *Daemon) SetProfile(ctx context.Context, id, plugin string, ports ...str
 	return nil
 }
 
+// PID is the running daemon's process id (0 when it is not running).
+func (d *Daemon) PID() int {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
 // Conn is the harness's own connection to the bus.
 func (d *Daemon) Conn() *dbus.Conn { return d.conn }
 

@@ -49,7 +49,16 @@ func newBench(t *testing.T, n int) *bench {
 	return b
 }
 
-func port(i int) string    { return fmt.Sprintf("abstract:simproof-mm-%d-%d", os.Getpid(), i) }
+// portPrefix keeps abstract socket names apart between test processes; a
+// helper child inherits its parent's.
+var portPrefix = func() string {
+	if p := os.Getenv("SIMPROOF_PORT_PREFIX"); p != "" {
+		return p
+	}
+	return fmt.Sprintf("abstract:simproof-mm-%d", os.Getpid())
+}()
+
+func port(i int) string    { return fmt.Sprintf("%s-%d", portPrefix, i) }
 func profile(i int) string { return fmt.Sprintf("bench%d", i) }
 
 // profile hands simulator i to ModemManager (again).

@@ -278,11 +278,11 @@ func (b *Backend) run(conn *dbus.Conn, sigs chan *dbus.Signal) {
 	backoff := 500 * time.Millisecond
 	for {
 		b.serve(conn, sigs)
-		b.dropAll("bus connection closed")
 		conn.Close()
 		if b.ctx.Err() != nil {
-			return
+			return // Close: the modems are still there, only we stop looking
 		}
+		b.dropAll("bus connection closed")
 		for {
 			b.log.Warn("modemmanager: bus connection lost; reconnecting", "bus", b.busName(), "in", backoff)
 			select {

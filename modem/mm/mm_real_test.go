@@ -321,3 +321,44 @@ func TestGoneDuringConnect(t *testing.T) {
 		t.Fatal("Connect still running 30 s after the modem went")
 	}
 }
+
+// TestForeignBearer: a bearer someone else brought up (here the test calls
+// Simple.Connect itself, as NetworkManager would) is reused, never taken
+// down: Connect reports it (PPP with the generic plugin, so
+// unsupported_bearer) and Disconnect leaves it connected.
+func TestForeignBearer(t *testing.T) {
+	b := newBench(t, 1)
+	be := b.backend(mm.Options{})
+	ev := collect(t, be)
+	id := b.sims[0].Identity().IMEI
+	b.profile(0)
+	ev.wait(t, 0, probeTimeout, "Added", kindFor(modem.Added, id))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var bearer dbus.ObjectPath
+	err := b.mm.Conn().Object("org.freedesktop.ModemManager1", pathOf(t, b, id)).CallWithContext(ctx,
+		"org.freedesktop.ModemManager1.Modem.Simple.Connect", 0,
+		map[string]dbus.Variant{"apn": dbus.MakeVariant("internet")}).Store(&bearer)
+	if err != nil {
+		t.Fatalf("foreign Simple.Connect: %v", err)
+	}
+	info := waitInfo(t, be, ev, id, probeTimeout, "foreign bearer", func(in modem.Info) bool { return in.Data.Connected })
+	if info.Data.APN != "internet" || info.Data.IPv4 == nil || info.Data.IPv4.Method != "ppp" {
+		t.Errorf("data %+v", info.Data)
+	}
+	m, _ := be.Get(id)
+	if _, err := m.Connect(ctx, modem.ConnectParams{APN: "INTERNET"}); !errors.Is(err, modem.ErrUnsupported) {
+		t.Errorf("Connect over a foreign PPP bearer: %v, want unsupported_bearer", err)
+	}
+	if err := m.Disconnect(ctx); err != nil {
+		t.Errorf("Disconnect: %v", err)
+	}
+	var connected bool
+	v, err := b.mm.Conn().Object("org.freedesktop.ModemManager1", bearer).GetProperty("org.freedesktop.ModemManager1.Bearer.Connected")
+	if err == nil {
+		connected, _ = v.Value().(bool)
+	}
+	if !connected {
+		t.Errorf("the foreign bearer %s was taken down (%v)", bearer, err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 const (
 	testName   = "check.example.test"
 	v4OnlyName = "v4only.example.test"
+	tlsName    = "example.com" // a name the httptest certificate is valid for
 )
 
 var (
@@ -46,10 +47,12 @@ func newBench(t *testing.T, modems int) *bench {
 	bn.carrierDNS = nstest.StartDNS(t, tp.Carrier, map[string][]netip.Addr{
 		testName:   {tp.ServerAddr4, tp.ServerAddr6},
 		v4OnlyName: {tp.ServerAddr4},
+		tlsName:    {tp.ServerAddr4, tp.ServerAddr6},
 	}, dnsAddr(tp.CarrierDNS4), dnsAddr(tp.CarrierDNS6))
 	bn.ispDNS = nstest.StartDNS(t, tp.ISP, map[string][]netip.Addr{
 		testName:   {decoy4, decoy6},
 		v4OnlyName: {decoy4},
+		tlsName:    {decoy4, decoy6},
 	}, dnsAddr(tp.ISPDNS4), dnsAddr(tp.ISPDNS6))
 	return bn
 }

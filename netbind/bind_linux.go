@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -239,6 +240,28 @@ func (b *Binder) Apply(ctx context.Context, c Config) (Applied, error) {
 	return out, nil
 }
 
+// Bounds of waitLocalRoute.
+const (
+	localRoutePolls = 100
+	localRoutePoll  = 5 * time.Millisecond
+)
+
+// waitLocalRoute waits, bounded, for the kernel to install the local route
+// of a new IPv6 address: it does so from a work queue, and until then the
+// address's incoming packets are not delivered (a first SYN-ACK would be
+// lost and cost a retransmission). Not finding it is not an error: the
+// link may lack carrier, and the route follows when it comes.
+func waitLocalRoute(ctx context.Context, h *netlink.Handle, a netip.Addr) {
+	filter := &netlink.Route{Table: unix.RT_TABLE_LOCAL, Dst: ipNet(netip.PrefixFrom(a, a.BitLen()))}
+	for range localRoutePolls {
+		rs, err := h.RouteListFiltered(netlink.FAMILY_V6, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+		if err != nil || len(rs) > 0 || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(localRoutePoll)
+	}
+}
+
 // foreignAddress reports whether the link has a global address this Binder
 // did not add.
 func foreignAddress(h *netlink.Handle, l netlink.Link, rec *record) (bool, error) {
@@ -274,60 +297,18 @@ func (b *Binder) converge(ctx context.Context, h *netlink.Handle, link netlink.L
 		return err
 	}
 
-	// Addresses first: routes name them as preferred source.
 	var wantAddrs []netip.Prefix
 	for _, ba := range []*bearerAddr{d.v4, d.v6} {
 		if ba != nil {
 			wantAddrs = append(wantAddrs, ba.prefix)
 		}
 	}
-	cur, err := dump(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_ALL) })
-	if err != nil {
-		return fmt.Errorf("list addresses: %w", err)
-	}
-	for _, p := range wantAddrs {
-		if slices.ContainsFunc(cur, func(a netlink.Addr) bool { q, ok := usableAddr(a); return ok && q == p }) {
-			continue // present: ours from before, or someone else's to leave alone
-		}
-		if err := h.AddrReplace(link, nlAddr(p)); err != nil {
-			return fmt.Errorf("add address %s: %w", p, err)
-		}
-		rec.addrs = append(rec.addrs, p)
-	}
-
 	routes := wantRoutes(attrs.Index, rec.table, d)
-	for i := range routes {
-		if err := h.RouteReplace(&routes[i]); err != nil {
-			return fmt.Errorf("route %s table %d: %w", routeString(routes[i]), rec.table, err)
-		}
-		if !slices.ContainsFunc(rec.routes, func(r netlink.Route) bool { return sameRoute(r, routes[i]) }) {
-			rec.routes = append(rec.routes, routes[i])
-		}
-	}
-
 	rules := wantRules(attrs.Name, rec.table, b.opts.RulePriority, d)
-	for _, r := range rules {
-		if slices.ContainsFunc(rec.rules, func(o netlink.Rule) bool { return sameRule(o, r) }) {
-			continue
-		}
-		exists, err := ruleExists(h, r)
-		if err != nil {
-			return err
-		}
-		if exists {
-			continue // someone else's identical rule: not ours to remove
-		}
-		if err := h.RuleAdd(&r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("add %s: %w", ruleString(r), err)
-		}
-		rec.rules = append(rec.rules, r)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-
-	// Drop what an earlier Apply added and this configuration no longer
-	// wants (a new bearer address, another table), newest dependants first.
+	// First drop what an earlier Apply added and this configuration no
+	// longer wants (a new bearer address, another table), dependants first.
+	// Old addresses go before new ones arrive: deleting a primary IPv4
+	// address also deletes the secondaries of its subnet.
 	var errs []error
 	rec.rules = slices.DeleteFunc(rec.rules, func(o netlink.Rule) bool {
 		if slices.ContainsFunc(rules, func(r netlink.Rule) bool { return sameRule(o, r) }) {
@@ -353,7 +334,58 @@ func (b *Binder) converge(ctx context.Context, h *netlink.Handle, link netlink.L
 		errs = append(errs, err)
 		return err == nil
 	})
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	// Addresses before routes: routes name them as preferred source.
+	cur, err := dump(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_ALL) })
+	if err != nil {
+		return fmt.Errorf("list addresses: %w", err)
+	}
+	for _, p := range wantAddrs {
+		if slices.ContainsFunc(cur, func(a netlink.Addr) bool { q, ok := usableAddr(a); return ok && q == p }) {
+			continue // present: ours from before, or someone else's to leave alone
+		}
+		if err := h.AddrReplace(link, nlAddr(p)); err != nil {
+			return fmt.Errorf("add address %s: %w", p, err)
+		}
+		rec.addrs = append(rec.addrs, p)
+		if p.Addr().Is6() {
+			waitLocalRoute(ctx, h, p.Addr())
+		}
+	}
+
+	for i := range routes {
+		if err := h.RouteReplace(&routes[i]); err != nil {
+			return fmt.Errorf("route %s table %d: %w", routeString(routes[i]), rec.table, err)
+		}
+		// Record the route as now installed: deleting it later must
+		// name its current preferred source, or the kernel finds no match.
+		if j := slices.IndexFunc(rec.routes, func(r netlink.Route) bool { return sameRoute(r, routes[i]) }); j >= 0 {
+			rec.routes[j] = routes[i]
+		} else {
+			rec.routes = append(rec.routes, routes[i])
+		}
+	}
+
+	for _, r := range rules {
+		if slices.ContainsFunc(rec.rules, func(o netlink.Rule) bool { return sameRule(o, r) }) {
+			continue
+		}
+		exists, err := ruleExists(h, r)
+		if err != nil {
+			return err
+		}
+		if exists {
+			continue // someone else's identical rule: not ours to remove
+		}
+		if err := h.RuleAdd(&r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add %s: %w", ruleString(r), err)
+		}
+		rec.rules = append(rec.rules, r)
+	}
+	return nil
 }
 
 // Remove takes back what Apply added to a.Interface: rules, table routes,

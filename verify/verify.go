@@ -172,7 +172,9 @@ func (r *Result) String() string {
 	}
 	add("login_hint", MaskPhone(r.LoginHint))
 	add("phone_number", MaskPhone(r.PhoneNumber))
-	add("error_description", fmt.Sprintf("%q", RedactText(r.ErrorDescription)))
+	if r.ErrorDescription != "" {
+		add("error_description", fmt.Sprintf("%q", RedactText(r.ErrorDescription)))
+	}
 	fmt.Fprintf(&b, " hops=%d", len(r.Trace))
 	return b.String()
 }

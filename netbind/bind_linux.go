@@ -104,43 +104,6 @@ func usableAddr(ad netlink.Addr) (netip.Prefix, bool) {
 	return netip.PrefixFrom(ip.Unmap(), ones), true
 }
 
-// desired is the state Apply converges an interface to.
-type desired struct {
-	want   family
-	v4, v6 *bearerAddr
-	mtu    int
-}
-
-func (c Config) parse() (desired, error) {
-	var d desired
-	if c.IPv4 != nil && c.IPv4.Address != "" {
-		b, err := parseIPConfig(c.IPv4, fam4)
-		if err != nil {
-			return d, fmt.Errorf("IPv4: %w", err)
-		}
-		d.v4, d.want = &b, d.want|fam4
-		d.mtu = c.IPv4.MTU
-	}
-	if c.IPv6 != nil && c.IPv6.Address != "" {
-		b, err := parseIPConfig(c.IPv6, fam6)
-		if err != nil {
-			return d, fmt.Errorf("IPv6: %w", err)
-		}
-		d.v6, d.want = &b, d.want|fam6
-		if d.mtu == 0 {
-			d.mtu = c.IPv6.MTU
-		}
-	}
-	minMTU := 576
-	if d.v6 != nil {
-		minMTU = 1280 // below it the kernel turns IPv6 off on the link
-	}
-	if d.mtu != 0 && (d.mtu < minMTU || d.mtu > 65535) {
-		return d, fmt.Errorf("MTU %d out of range %d..65535", d.mtu, minMTU)
-	}
-	return d, nil
-}
-
 // Apply brings the interface to the bearer's configuration according to
 // c.Manage. Unmanaged, it only verifies the interface is up with an address
 // of each configured family (any address when none is configured). On error

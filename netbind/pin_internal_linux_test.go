@@ -65,7 +65,7 @@ func TestWantRoutesAndRules(t *testing.T) {
 	d := desired{
 		want: fam4 | fam6,
 		v4:   &bearerAddr{prefix: p("10.1.2.3/32"), gateway: a("10.1.2.1")}, // gateway outside a host prefix
-		v6:   &bearerAddr{prefix: p("2001:db8:1::2/64")},                     // point-to-point: no gateway
+		v6:   &bearerAddr{prefix: p("2001:db8:1::2/64")},                    // point-to-point: no gateway
 	}
 	routes := wantRoutes(7, 1003, d)
 	if len(routes) != 3 { // no subnet route for a /32

@@ -155,7 +155,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	p := &Provider{cfg: cfg, base: strings.TrimRight(u.String(), "/"), client: client, tokens: map[string]*tokenCache{}}
 	for _, scope := range []string{ScopePhoneCheck, ScopeCoverage} {
-		p.tokens[scope] = newTokenCache(p.base+"/oauth2/v1/token", scope, cfg.Credentials, client, cfg.Now)
+		p.tokens[scope] = newTokenCache(p.base+"/oauth2/v1/token", scope, cfg.Credentials, client, cfg.Now, cfg.CallTimeout)
 	}
 	return p, nil
 }

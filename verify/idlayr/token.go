@@ -48,6 +48,7 @@ type tokenCache struct {
 	cfg    clientcredentials.Config
 	client *http.Client // the token client (rawBasicAuth over the server transport)
 	now    func() time.Time
+	limit  time.Duration // bounds one fetch: the lock is held meanwhile
 
 	mu      sync.Mutex // held across a fetch: concurrent checks share one
 	tok     *oauth2.Token
@@ -56,7 +57,7 @@ type tokenCache struct {
 	fetches int       // for tests and metrics
 }
 
-func newTokenCache(tokenURL, scope string, cr Credentials, server *http.Client, now func() time.Time) *tokenCache {
+func newTokenCache(tokenURL, scope string, cr Credentials, server *http.Client, now func() time.Time, limit time.Duration) *tokenCache {
 	base := server.Transport
 	if base == nil {
 		base = http.DefaultTransport
@@ -73,7 +74,8 @@ func newTokenCache(tokenURL, scope string, cr Credentials, server *http.Client, 
 			Transport:     &rawBasicAuth{id: cr.ClientID, secret: cr.ClientSecret, base: base},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		now: now,
+		now:   now,
+		limit: limit,
 	}
 }
 
@@ -85,7 +87,9 @@ func (c *tokenCache) get(ctx context.Context) (string, error) {
 	if c.tok != nil && !c.stale() {
 		return c.tok.AccessToken, nil
 	}
-	tok, err := c.cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, c.client))
+	fctx, cancel := context.WithTimeout(ctx, c.limit)
+	defer cancel()
+	tok, err := c.cfg.Token(context.WithValue(fctx, oauth2.HTTPClient, c.client))
 	c.fetches++
 	if err != nil {
 		return "", tokenError(err)

@@ -13,7 +13,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -196,7 +195,10 @@ func (d *Daemon) Start() {
 	defer logf.Close()
 	fmt.Fprintf(logf, "=== mmtest: starting %s %s\n", path, strings.Join(d.Args, " "))
 	cmd := exec.Command(path, d.Args...)
-	cmd.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+d.Bus.Address)
+	// The test bus is its system bus too: polkit (python-dbusmock's
+	// stand-in, see StartPolkit) is looked up there, and nothing reaches
+	// the host's system bus.
+	cmd.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+d.Bus.Address, "DBUS_SYSTEM_BUS_ADDRESS="+d.Bus.Address)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
 	if d.Cmd != nil {
@@ -318,5 +320,49 @@ func stop(cmd *exec.Cmd, grace time.Duration) {
 	}
 }
 
-// ErrNotRoot is returned by helpers that need root.
-var ErrNotRoot = errors.New("mmtest: needs root (network and mount namespaces)")
+// StartPolkit runs python-dbusmock's polkitd template on bus, allowing
+// every action, so ModemManager's polkit-guarded calls (ReportKernelEvent,
+// InhibitDevice) work; it must run before ModemManager starts, which looks
+// for the authority once. Skips when python3-dbusmock is not installed.
+func StartPolkit(t testing.TB, bus *Bus) {
+	t.Helper()
+	py := "/usr/bin/python3" // Debian's python3-dbusmock belongs to Debian's python
+	if err := exec.Command(py, "-c", "import dbusmock").Run(); err != nil {
+		t.Skipf("python3-dbusmock is not installed (apt-get install python3-dbusmock): %v", err)
+	}
+	conn := bus.Conn(t)
+	ch := make(chan *dbus.Signal, 16)
+	conn.Signal(ch)
+	defer conn.RemoveSignal(ch)
+	const name = "org.freedesktop.PolicyKit1"
+	match := []dbus.MatchOption{dbus.WithMatchSender("org.freedesktop.DBus"),
+		dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, name)}
+	if err := conn.AddMatchSignal(match...); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, "-m", "dbusmock", "--template", "polkitd")
+	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.Address)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start polkitd stand-in: %v", err)
+	}
+	t.Cleanup(func() { stop(cmd, 5*time.Second) })
+	deadline := time.After(StartTimeout)
+	for {
+		var owner string
+		if conn.BusObject().Call("org.freedesktop.DBus.GetNameOwner", 0, name).Store(&owner) == nil && owner != "" {
+			break
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("polkitd stand-in not on the bus in %v: %s", StartTimeout, out.String())
+		}
+	}
+	if err := conn.Object(name, "/org/freedesktop/PolicyKit1/Authority").Call(
+		"org.freedesktop.DBus.Mock.AllowUnknown", 0, true).Err; err != nil {
+		t.Fatalf("polkitd stand-in AllowUnknown: %v", err)
+	}
+}

@@ -94,6 +94,7 @@ func StartNetBench(t testing.TB, bus *Bus, modems ...USBModem) *NetBench {
 	if err := os.MkdirAll(filepath.Join(dir, "dev"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	StartPolkit(t, bus) // ReportKernelEvent (unplug, replug) asks polkit
 	d := NewDaemon(t, bus, "--no-auto-scan", "--initial-kernel-events="+eventsFile)
 	mmPath, _ := lookPath("ModemManager")
 	// The script runs in ModemManager's own mount namespace: only it sees

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,9 +27,10 @@ const probeTimeout = 30 * time.Second
 
 // bench is one real ModemManager on a private bus with simulated modems.
 type bench struct {
-	t    *testing.T
-	mm   *mmtest.Daemon
-	sims []*sim.Modem
+	t      *testing.T
+	mm     *mmtest.Daemon
+	sims   []*sim.Modem
+	prefix string // of this bench's abstract socket names
 }
 
 // newBench starts a bus, ModemManager and n simulators (not yet handed to
@@ -37,10 +39,10 @@ func newBench(t *testing.T, n int) *bench {
 	t.Helper()
 	bus := mmtest.StartBus(t)
 	d := mmtest.StartModemManager(t, bus)
-	b := &bench{t: t, mm: d}
+	b := &bench{t: t, mm: d, prefix: fmt.Sprintf("%s-%d", portPrefix, benchSeq.Add(1))}
 	for i := range n {
 		m := sim.New(sim.DefaultIdentity(i))
-		if err := m.ListenAbstract(port(i)); err != nil {
+		if err := m.ListenAbstract(b.port(i)); err != nil {
 			t.Fatalf("sim %d: %v", i, err)
 		}
 		t.Cleanup(func() { m.Close() })
@@ -58,13 +60,16 @@ var portPrefix = func() string {
 	return fmt.Sprintf("abstract:simproof-mm-%d", os.Getpid())
 }()
 
-func port(i int) string    { return fmt.Sprintf("%s-%d", portPrefix, i) }
-func profile(i int) string { return fmt.Sprintf("bench%d", i) }
+// benchSeq keeps the benches of parallel tests apart.
+var benchSeq atomic.Int64
+
+func (b *bench) port(i int) string { return fmt.Sprintf("%s-%d", b.prefix, i) }
+func profile(i int) string         { return fmt.Sprintf("bench%d", i) }
 
 // profile hands simulator i to ModemManager (again).
 func (b *bench) profile(i int) {
 	b.t.Helper()
-	if err := b.mm.SetProfile(context.Background(), profile(i), "generic", port(i)); err != nil {
+	if err := b.mm.SetProfile(context.Background(), profile(i), "generic", b.port(i)); err != nil {
 		b.t.Fatal(err)
 	}
 }

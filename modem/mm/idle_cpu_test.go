@@ -40,7 +40,7 @@ func TestIdleCPU(t *testing.T) {
 	}
 	b := newBench(t, 0)
 	helper := exec.Command(os.Args[0], "-test.run=^TestIdleCPUSimHelper$")
-	helper.Env = append(os.Environ(), "SIMPROOF_SIM_HELPER="+strconv.Itoa(n), "SIMPROOF_PORT_PREFIX="+portPrefix)
+	helper.Env = append(os.Environ(), "SIMPROOF_SIM_HELPER="+strconv.Itoa(n), "SIMPROOF_PORT_PREFIX="+b.prefix)
 	in, _ := helper.StdinPipe()
 	out, _ := helper.StdoutPipe()
 	helper.Stderr = os.Stderr
@@ -95,7 +95,7 @@ func TestIdleCPUSimHelper(t *testing.T) {
 	}
 	for i := range n {
 		m := sim.New(sim.DefaultIdentity(i))
-		if err := m.ListenAbstract(port(i)); err != nil {
+		if err := m.ListenAbstract(fmt.Sprintf("%s-%d", os.Getenv("SIMPROOF_PORT_PREFIX"), i)); err != nil {
 			t.Fatal(err)
 		}
 		defer m.Close()

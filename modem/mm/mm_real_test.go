@@ -22,6 +22,7 @@ import (
 // TestEnumerate: four modems in one daemon, probed in parallel; every field
 // the API shows about identity equals the simulator's.
 func TestEnumerate(t *testing.T) {
+	t.Parallel()
 	b := newBench(t, 4)
 	be := b.backend(mm.Options{})
 	ev := collect(t, be)
@@ -116,6 +117,7 @@ var _ = sim.DefaultIdentity
 // port (connection refused) and exports nothing. Replug is sim.Plug and
 // SetProfile again: a new object (Modem/N+1) with the same IMEI.
 func TestUnplugReplug(t *testing.T) {
+	t.Parallel()
 	b := newBench(t, 1)
 	be := b.backend(mm.Options{EnableModems: true})
 	ev := collect(t, be)
@@ -173,6 +175,7 @@ func TestUnplugReplug(t *testing.T) {
 // its own. The new daemon knows no test profiles: they are set again, as
 // udev's coldplug would re-announce real ports.
 func TestModemManagerRestart(t *testing.T) {
+	t.Parallel()
 	b := newBench(t, 2)
 	be := b.backend(mm.Options{})
 	ev := collect(t, be)
@@ -212,6 +215,7 @@ func TestModemManagerRestart(t *testing.T) {
 // the port). simproof cannot use that: Connect says unsupported_bearer and
 // takes down the bearer it made.
 func TestConnectGenericPPP(t *testing.T) {
+	t.Parallel()
 	b := newBench(t, 1)
 	be := b.backend(mm.Options{})
 	ev := collect(t, be)
@@ -227,8 +231,8 @@ func TestConnectGenericPPP(t *testing.T) {
 	if !errors.Is(err, modem.ErrUnsupported) {
 		t.Fatalf("Connect: %v, want unsupported_bearer", err)
 	}
-	if d.IPv4 == nil || d.IPv4.Method != "ppp" || d.Interface != port(0) {
-		t.Errorf("DataInfo %+v: want ipv4 method ppp on %s", d, port(0))
+	if d.IPv4 == nil || d.IPv4.Method != "ppp" || d.Interface != b.port(0) {
+		t.Errorf("DataInfo %+v: want ipv4 method ppp on %s", d, b.port(0))
 	}
 	// The bearer simproof made is disconnected and deleted.
 	waitInfo(t, be, ev, id, probeTimeout, "bearer gone", func(in modem.Info) bool { return !in.Data.Connected })
@@ -246,6 +250,7 @@ func TestConnectGenericPPP(t *testing.T) {
 // make ModemManager see it, reaches Info and Connect as ModemManager words
 // it. Three modems in one daemon.
 func TestStateErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		faults    sim.Faults
@@ -277,7 +282,7 @@ func TestStateErrors(t *testing.T) {
 			// ModemManager's Simple.Connect waits for registration far
 			// longer than a check would; the caller's deadline ends it and
 			// the error says why.
-			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 			defer cancel()
 			_, err := m.Connect(ctx, modem.ConnectParams{APN: "internet"})
 			var se *modem.StateError
@@ -293,6 +298,7 @@ func TestStateErrors(t *testing.T) {
 // (the simulator answers slowly, so the connect is still in ModemManager
 // when SetProfile replaces the device). Connect ends with modem_gone.
 func TestGoneDuringConnect(t *testing.T) {
+	t.Parallel()
 	b := newBench(t, 1)
 	be := b.backend(mm.Options{})
 	ev := collect(t, be)
@@ -327,6 +333,7 @@ func TestGoneDuringConnect(t *testing.T) {
 // down: Connect reports it (PPP with the generic plugin, so
 // unsupported_bearer) and Disconnect leaves it connected.
 func TestForeignBearer(t *testing.T) {
+	t.Parallel()
 	b := newBench(t, 1)
 	be := b.backend(mm.Options{})
 	ev := collect(t, be)

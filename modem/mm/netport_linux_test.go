@@ -7,13 +7,13 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"github.com/simproof/simproof/internal/mmtest"
@@ -128,6 +128,7 @@ func (sh *ubloxShim) answer(cmd string) (string, bool) {
 // one in router mode (dhcp). Connect returns the bearer's interface and
 // configuration as ModemManager gives it; Disconnect takes the bearer down.
 func TestNetPortBearer(t *testing.T) {
+	t.Parallel()
 	bus := mmtest.StartBus(t)
 	cases := []struct {
 		name   string
@@ -188,6 +189,15 @@ func TestNetPortBearer(t *testing.T) {
 			if d2, err := m.Connect(ctx, modem.ConnectParams{APN: "internet"}); err != nil || d2.Interface != c.netif {
 				t.Errorf("second Connect: %+v %v", d2, err)
 			}
+			// The network drops the context: ModemManager marks the bearer
+			// down and the backend shows it; a new Connect brings it back.
+			if err := sims[i].InjectNWDeact(1); err != nil {
+				t.Fatal(err)
+			}
+			waitInfo(t, be, ev, id, probeTimeout, "dropped by the network", func(in modem.Info) bool { return !in.Data.Connected })
+			if d3, err := m.Connect(ctx, modem.ConnectParams{APN: "internet", IPType: "ipv4"}); err != nil || !d3.Connected {
+				t.Fatalf("Connect after a network drop: %+v %v", d3, err)
+			}
 			if err := m.Disconnect(ctx); err != nil {
 				t.Fatalf("Disconnect: %v", err)
 			}
@@ -198,5 +208,50 @@ func TestNetPortBearer(t *testing.T) {
 		})
 	}
 	_ = nb
-	_ = filepath.Join
+}
+
+// TestNetPortUnplug: a modem with real-looking ports leaves the way a USB
+// unplug does: kernel "remove" events (what udev would report), sent here
+// through Manager.ReportKernelEvent. ModemManager releases the ports and
+// removes the modem; "add" events bring it back under the same IMEI.
+func TestNetPortUnplug(t *testing.T) {
+	t.Parallel()
+	bus := mmtest.StartBus(t)
+	s := sim.New(sim.DefaultIdentity(20))
+	t.Cleanup(func() { s.Close() })
+	sh := startUbloxShim(t, s, portPrefix+"-ublox-unplug", true)
+	nb := mmtest.StartNetBench(t, bus, mmtest.USBModem{TTY: sh.tty, VID: "1546", PID: "1102",
+		Manufacturer: "u-blox", Product: "TOBY-L2", NetIf: "wwan0"})
+	be, err := mm.New(context.Background(), mm.Options{BusAddress: bus.Address, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	ev := collect(t, be)
+	id := s.Identity().IMEI
+	ev.wait(t, 0, probeTimeout, "Added", kindFor(modem.Added, id))
+
+	kernel := func(action, subsystem, name string) {
+		t.Helper()
+		err := nb.Daemon.Conn().Object("org.freedesktop.ModemManager1", "/org/freedesktop/ModemManager1").Call(
+			"org.freedesktop.ModemManager1.ReportKernelEvent", 0, map[string]dbus.Variant{
+				"action": dbus.MakeVariant(action), "subsystem": dbus.MakeVariant(subsystem), "name": dbus.MakeVariant(name),
+			}).Err
+		if err != nil {
+			t.Fatalf("ReportKernelEvent %s %s/%s: %v", action, subsystem, name, err)
+		}
+	}
+	mark := ev.mark()
+	start := time.Now()
+	kernel("remove", "net", "wwan0")
+	kernel("remove", "tty", "ttyACM0")
+	ev.wait(t, mark, probeTimeout, "Removed", kindFor(modem.Removed, id))
+	t.Logf("removed %v after the remove events", time.Since(start).Round(time.Millisecond))
+
+	mark = ev.mark()
+	start = time.Now()
+	kernel("add", "tty", "ttyACM0")
+	kernel("add", "net", "wwan0")
+	back := ev.wait(t, mark, probeTimeout, "Added again", kindFor(modem.Added, id))
+	t.Logf("back %v after the add events: %s", time.Since(start).Round(time.Millisecond), back.Info.Port)
 }

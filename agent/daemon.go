@@ -16,6 +16,7 @@ import (
 	"github.com/simproof/simproof/internal/version"
 	"github.com/simproof/simproof/modem/at"
 	"github.com/simproof/simproof/modem/sim"
+	"github.com/simproof/simproof/netbind"
 )
 
 // Run is the daemon: it starts the configured backends (and the built-in
@@ -70,15 +71,40 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		})
 	}
 
+	journal, err := OpenJournal(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer journal.Close()
+	providers, provStatus := buildProviders(cfg)
+	for _, st := range provStatus {
+		if st.State == "failed" {
+			log.Error("provider not usable", "provider", st.Name, "err", st.Error)
+		}
+	}
+	binder := netbind.NewBinder(netbind.Options{TableBase: cfg.Data.TableBase, RulePriority: cfg.Data.RulePriority})
+	pinner := newNetPinner(binder, netbind.Manage(cfg.Data.ManageInterface),
+		netbind.ClientOptions{ExtraCAFile: cfg.TLS.CAFile, DialTimeout: cfg.Checks.HopTimeout,
+			ResponseHeaderTimeout: cfg.Checks.HopTimeout})
+	sched := NewScheduler(SchedulerOptions{Checks: cfg.Checks, SIMs: cfg.SIMs, APN: cfg.APNDefault,
+		IDlayrVersion: cfg.Providers.IDlayr.Version, Providers: providers, Pinner: pinner, Journal: journal,
+		Registry: reg, Hub: hub, Log: log})
+	if err := sched.Start(ctx); err != nil {
+		return fmt.Errorf("recover the journal: %w", err)
+	}
+	defer sched.Wait()
+	defer pinner.UnpinAll()
+
 	api := &API{Version: version.Version, Started: time.Now(), Registry: reg, Hub: hub,
 		Status: func() []BackendStatus {
-			out := make([]BackendStatus, 0, len(statusFns))
+			out := make([]BackendStatus, 0, len(statusFns)+len(provStatus))
 			for _, f := range statusFns {
 				out = append(out, f())
 			}
-			return out
+			return append(out, provStatus...)
 		}}
 	h := api.Handler()
+	(&CheckAPI{S: sched, Registry: reg}).Register(api)
 	log.Info("simproofd serving", "socket", cfg.Socket.Path, "version", version.Version, "at_ports", len(ports))
 	err = Serve(ctx, l, h, log, 10*time.Second)
 	cancel()

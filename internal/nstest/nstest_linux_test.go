@@ -99,10 +99,12 @@ func TestTopologyPaths(t *testing.T) {
 		name, bind, url, want string
 		viaEth0               bool
 	}{
-		{"default route v4", "", "http://192.0.2.80/", "203.0.113.2", true},
-		{"default route v6", "", "http://[2001:db8:5::80]/", "2001:db8:e::2", true},
+		// Bound rows first: a connection through eth0 keeps sending (FIN,
+		// ACK) after its response, which later rows would count.
 		{"bound to wwan1 v4", m.Interface, "http://192.0.2.80/", m.Addr4.Addr().String(), false},
 		{"bound to wwan1 v6", m.Interface, "http://[2001:db8:5::80]/", m.Addr6.Addr().String(), false},
+		{"default route v4", "", "http://192.0.2.80/", "203.0.113.2", true},
+		{"default route v6", "", "http://[2001:db8:5::80]/", "2001:db8:e::2", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tp.Device.TxPackets(t, tp.Eth0)

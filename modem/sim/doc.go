@@ -15,11 +15,16 @@
 // under AT+CMEE=0), so a client never waits for a timeout.
 //
 // Per-port settings (echo, verbose, CMEE, the +CREG/+CGREG/+CEREG URC mode,
-// +COPS format, +CGEREP, +CMER, +CSCS, +CGPIAF) belong to one connection and
-// start from the defaults on each new one, as ModemManager expects when it
-// reopens a port. Everything else is the modem's and shared by every port.
+// +COPS format, +CGEREP, +CMER, +CSCS, +CGPIAF) belong to one port. An
+// abstract-socket port starts from the defaults on each connection, as
+// ModemManager expects when it reopens a port; a pty keeps them, like a
+// real tty, until Unplug. Everything else is the modem's, shared by every
+// port.
 //
 // Commands live in tables of name → handler over the modem state: V.250
 // basics in v250.go, generic 3GPP (27.007) in gen3gpp.go and gen3gpp_data.go.
-// A vendor dialogue is another table merged with addCommands.
+// A vendor dialogue is another table merged with addCommands (and chosen,
+// say, by Identity.Manufacturer); its handlers see the modem state (c.st),
+// the port (c.s), and may raise URCs with m.broadcast, which reach the
+// calling port after its answer (e.g. %IPDPACT: <cid>,1,0 after OK).
 package sim

@@ -34,13 +34,13 @@ type Faults struct {
 	Denied        bool // registration <stat> 3 (denied); activation +CME ERROR: 30
 
 	Delay        time.Duration // before each answer (the echo comes at once)
-	Silent       bool          // no echo, no answer, the command is not run
+	Silent       bool          // no echo, no answer, the command is not run (URCs still flow)
 	GarbageEvery int           // every Nth answer starts with Garbage
 }
 
 // Garbage is what the GarbageEvery fault puts in front of an answer: line
 // noise without a line ending, so it joins the answer's first line break.
-var Garbage = []byte("\x00\xff\xfe\x1b~#")
+const Garbage = "\x00\xff\xfe\x1b~#"
 
 // PDPContext is one context as the modem holds it.
 type PDPContext struct {

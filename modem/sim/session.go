@@ -300,7 +300,7 @@ func (m *Modem) execute(s *session, body string) []byte {
 	var b bytes.Buffer
 	if g := m.st.faults.GarbageEvery; g > 0 {
 		if m.st.answers++; m.st.answers%g == 0 {
-			b.Write(Garbage)
+			b.WriteString(Garbage)
 		}
 	}
 	m.cur, m.curURC = s, nil

@@ -190,9 +190,9 @@ func TestFaults(t *testing.T) {
 		}},
 		{"garbage every 2nd answer", sim.Faults{GarbageEvery: 2}, []step{
 			{"AT", ok()},
-			{"AT", string(sim.Garbage) + ok()},
+			{"AT", sim.Garbage + ok()},
 			{"AT+CGMI", ok("Quux")},
-			{"AT+CGMI", string(sim.Garbage) + ok("Quux")},
+			{"AT+CGMI", sim.Garbage + ok("Quux")},
 		}},
 	}
 	for _, tc := range tests {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -17,14 +18,30 @@ import (
 	"github.com/simproof/simproof/modem/at"
 	"github.com/simproof/simproof/modem/sim"
 	"github.com/simproof/simproof/netbind"
+	"github.com/simproof/simproof/verify"
 )
+
+// RunningBackend is a modem backend the daemon runs and reports on.
+type RunningBackend interface {
+	Backend
+	Run(ctx context.Context)
+	Status() (state, detail string)
+}
+
+// Daemon is simproofd's core assembled from its parts: Run builds one from
+// the configuration; tests build one from parts bound to their namespaces.
+type Daemon struct {
+	Config         config.Config
+	Log            *slog.Logger
+	Backends       map[string]RunningBackend
+	Providers      map[string]verify.Provider
+	ProviderStatus []BackendStatus
+	Pinner         Pinner
+}
 
 // Run is the daemon: it starts the configured backends (and the built-in
 // simulator when asked), serves the socket API, and returns when ctx ends.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
 	mode, err := cfg.SocketMode()
 	if err != nil {
 		return err
@@ -43,12 +60,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer l.Close()
 
-	hub := NewHub(256)
-	reg := NewRegistry(hub)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-
+	d := &Daemon{Config: cfg, Log: log, Backends: map[string]RunningBackend{}}
 	ports := atPorts(cfg)
 	if n := cfg.Simulator.Modems; n > 0 {
 		simPorts, stop, err := startSimulators(cfg, n, log)
@@ -58,17 +70,40 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer stop()
 		ports = append(ports, simPorts...)
 	}
-	var statusFns []func() BackendStatus
 	if len(ports) > 0 {
-		b := at.NewBackend(at.BackendOptions{Ports: ports, CommandTimeout: cfg.AT.CommandTimeout,
+		d.Backends["at"] = at.NewBackend(at.BackendOptions{Ports: ports, CommandTimeout: cfg.AT.CommandTimeout,
 			RefreshEvery: cfg.AT.RefreshEvery, Log: log, Trace: cfg.AT.Trace})
+	}
+	d.Providers, d.ProviderStatus = buildProviders(cfg)
+	for _, st := range d.ProviderStatus {
+		if st.State == "failed" {
+			log.Error("provider not usable", "provider", st.Name, "err", st.Error)
+		}
+	}
+	binder := netbind.NewBinder(netbind.Options{TableBase: cfg.Data.TableBase, RulePriority: cfg.Data.RulePriority})
+	d.Pinner = newNetPinner(binder, netbind.Manage(cfg.Data.ManageInterface),
+		netbind.ClientOptions{ExtraCAFile: cfg.TLS.CAFile, DialTimeout: cfg.Checks.HopTimeout,
+			ResponseHeaderTimeout: cfg.Checks.HopTimeout})
+	return d.Serve(ctx, l)
+}
+
+// Serve runs the parts and the API on l until ctx ends.
+func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cfg, log := d.Config, d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hub := NewHub(256)
+	reg := NewRegistry(hub)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, b := range d.Backends {
 		wg.Add(2)
 		go func() { defer wg.Done(); b.Run(ctx) }()
 		go func() { defer wg.Done(); reg.Follow(ctx, b) }()
-		statusFns = append(statusFns, func() BackendStatus {
-			st, e := b.Status()
-			return BackendStatus{Name: "at", State: st, Error: e}
-		})
 	}
 
 	journal, err := OpenJournal(cfg.StateDir)
@@ -76,42 +111,37 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer journal.Close()
-	providers, provStatus := buildProviders(cfg)
-	for _, st := range provStatus {
-		if st.State == "failed" {
-			log.Error("provider not usable", "provider", st.Name, "err", st.Error)
-		}
-	}
-	binder := netbind.NewBinder(netbind.Options{TableBase: cfg.Data.TableBase, RulePriority: cfg.Data.RulePriority})
-	pinner := newNetPinner(binder, netbind.Manage(cfg.Data.ManageInterface),
-		netbind.ClientOptions{ExtraCAFile: cfg.TLS.CAFile, DialTimeout: cfg.Checks.HopTimeout,
-			ResponseHeaderTimeout: cfg.Checks.HopTimeout})
 	sched := NewScheduler(SchedulerOptions{Checks: cfg.Checks, SIMs: cfg.SIMs, APN: cfg.APNDefault,
-		IDlayrVersion: cfg.Providers.IDlayr.Version, Providers: providers, Pinner: pinner, Journal: journal,
+		IDlayrVersion: cfg.Providers.IDlayr.Version, Providers: d.Providers, Pinner: d.Pinner, Journal: journal,
 		Registry: reg, Hub: hub, Log: log})
 	if err := sched.Start(ctx); err != nil {
 		return fmt.Errorf("recover the journal: %w", err)
 	}
 	defer sched.Wait()
-	defer pinner.UnpinAll()
+	if u, ok := d.Pinner.(interface{ UnpinAll() }); ok {
+		defer u.UnpinAll()
+	}
 
-	api := &API{Version: version.Version, Started: time.Now(), Registry: reg, Hub: hub,
-		Status: func() []BackendStatus {
-			out := make([]BackendStatus, 0, len(statusFns)+len(provStatus))
-			for _, f := range statusFns {
-				out = append(out, f())
-			}
-			return append(out, provStatus...)
-		}}
+	api := &API{Version: version.Version, Started: time.Now(), Registry: reg, Hub: hub, Status: d.status}
 	h := api.Handler()
 	(&CheckAPI{S: sched, Registry: reg}).Register(api)
-	log.Info("simproofd serving", "socket", cfg.Socket.Path, "version", version.Version, "at_ports", len(ports))
+	log.Info("simproofd serving", "socket", l.Addr().String(), "version", version.Version,
+		"backends", len(d.Backends), "providers", len(d.Providers))
 	err = Serve(ctx, l, h, log, 10*time.Second)
 	cancel()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+func (d *Daemon) status() []BackendStatus {
+	out := make([]BackendStatus, 0, len(d.Backends)+len(d.ProviderStatus))
+	for name, b := range d.Backends {
+		st, e := b.Status()
+		out = append(out, BackendStatus{Name: name, State: st, Error: e})
+	}
+	return append(out, d.ProviderStatus...)
 }
 
 func atPorts(cfg config.Config) []at.PortConfig {

@@ -1,0 +1,401 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/simproof/simproof/config"
+	"github.com/simproof/simproof/internal/nstest"
+	"github.com/simproof/simproof/modem/at"
+	"github.com/simproof/simproof/modem/sim"
+	"github.com/simproof/simproof/netbind"
+	"github.com/simproof/simproof/verify"
+	"github.com/simproof/simproof/verify/emulator"
+	"github.com/simproof/simproof/verify/idlayr"
+	"github.com/simproof/simproof/verify/plasgate"
+)
+
+// bench is spec/testing.md's test bench with the real daemon core: the
+// device namespace has wwan0..N-1 (carrier) and eth0 (ISP, default route);
+// the emulated providers and the operator sit in the server namespace,
+// reachable through both; simulated modems on ptys report the carrier
+// addresses as their bearers; the AT backend drives them; netbind applies
+// the bearers in the device namespace and pins the device step there.
+type bench struct {
+	t        *testing.T
+	tp       *nstest.Topology
+	emu      *emulator.Emulator
+	sims     []*sim.Modem
+	client   *http.Client
+	stateDir string
+	logs     *syncBuffer
+	stop     func()
+	ids      []string // modem ids, by index
+}
+
+const (
+	idlayrURL   = "https://192.0.2.80:443"
+	plasgateURL = "https://192.0.2.80:8443"
+	operatorURL = "http://192.0.2.80:80"
+	redirectURI = "https://app.example.test/plasgate/callback"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// newBench builds the topology with n modems; modem i's SIM answers for
+// +44770090000i. extraEth0Modem adds one more simulated modem whose "bearer"
+// is eth0: the negative control that forces the device step off the
+// cellular path.
+func newBench(t *testing.T, n int, extraEth0Modem bool) *bench {
+	t.Helper()
+	nstest.RequireRoot(t)
+	b := &bench{t: t, tp: nstest.NewTopology(t, nstest.Options{Modems: n}), stateDir: t.TempDir(), logs: &syncBuffer{}}
+	subs := map[netip.Addr]string{}
+	for i, m := range b.tp.Modems {
+		subs[m.Addr4.Addr()] = fmt.Sprintf("44770090000%d", i)
+	}
+	emu, err := emulator.New(emulator.Config{IDlayrURL: idlayrURL, PlasGateURL: plasgateURL, OperatorURL: operatorURL,
+		Subscribers: subs, MobileRanges: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/10")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	for _, s := range []struct {
+		role emulator.Role
+		addr string
+		tls  bool
+	}{{emulator.RoleIDlayr, "192.0.2.80:443", true}, {emulator.RolePlasGate, "192.0.2.80:8443", true},
+		{emulator.RoleOperator, "192.0.2.80:80", false}} {
+		if err := emu.Serve(s.role, b.tp.Server.Listen(t, "tcp", s.addr), s.tls); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.emu = emu
+	b.start(n, extraEth0Modem)
+	return b
+}
+
+// start runs the daemon core (again, for restart tests) on the bench.
+func (b *bench) start(n int, extraEth0Modem bool) {
+	t := b.t
+	dir := t.TempDir()
+	var ports []at.PortConfig
+	if b.sims == nil {
+		for i := 0; i < n+map[bool]int{true: 1}[extraEth0Modem]; i++ {
+			m := sim.New(sim.DefaultIdentity(i))
+			if i < n {
+				tm := b.tp.Modems[i]
+				m.SetBearer(sim.BearerConfig{APN: "internet", IPv4: tm.Addr4, Gateway4: tm.Gateway4,
+					DNS4: []netip.Addr{b.tp.CarrierDNS4}})
+			} else {
+				m.SetBearer(sim.BearerConfig{APN: "internet", IPv4: b.tp.Eth0Addr4,
+					Gateway4: netip.MustParseAddr("203.0.113.1"), DNS4: []netip.Addr{b.tp.ISPDNS4}})
+			}
+			t.Cleanup(func() { m.Close() })
+			b.sims = append(b.sims, m)
+		}
+	}
+	for i, m := range b.sims {
+		link := filepath.Join(dir, fmt.Sprintf("ttySIM%d", i))
+		if err := m.ServePTY(link); err != nil {
+			t.Fatal(err)
+		}
+		netdev := fmt.Sprintf("wwan%d", i)
+		if i >= len(b.tp.Modems) {
+			netdev = b.tp.Eth0
+		}
+		ports = append(ports, at.PortConfig{Device: link, Simulated: true, NetDevice: netdev})
+	}
+	log := slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	backend := at.NewBackend(at.BackendOptions{Ports: ports, CommandTimeout: 2 * time.Second, Log: log, Trace: true,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+
+	// Server-side calls take the device's ordinary route: eth0, the ISP.
+	roots := b.emu.CertPool()
+	server := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{DialContext: b.tp.Device.DialContext(&net.Dialer{}), TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	idp, err := idlayr.New(idlayr.Config{Credentials: idlayr.Credentials{ClientID: emulator.DefaultClientID,
+		ClientSecret: emulator.DefaultClientSecret, DataResidency: "eu"}, BaseURL: idlayrURL, HTTPClient: server,
+		TTLCap: 20 * time.Second, PollInterval: 50 * time.Millisecond, MaxPollInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgp, err := plasgate.New(plasgate.Config{BaseURL: plasgateURL, PrivateKey: emulator.DefaultPlasGatePrivateKey,
+		Secret: emulator.DefaultPlasGateSecret, RedirectURI: redirectURI, HTTPClient: server})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.StateDir = b.stateDir
+	cfg.Checks.TTLCap = 20 * time.Second
+	ns := b.tp.Device.Path()
+	d := &Daemon{Config: cfg, Log: log, Backends: map[string]RunningBackend{"at": backend},
+		Providers: map[string]verify.Provider{"idlayr": idp, "plasgate": pgp},
+		Pinner: newNetPinner(netbind.NewBinder(netbind.Options{NetNS: ns}), netbind.ManageAuto,
+			netbind.ClientOptions{NetNS: ns, RootCAs: roots})}
+	sock := filepath.Join(dir, "s.sock")
+	l, err := ListenUnix(sock, 0o600, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, l) }()
+	stopped := false
+	b.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("daemon: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("daemon did not stop")
+		}
+		for _, m := range b.sims {
+			m.Unplug()
+		}
+	}
+	t.Cleanup(b.stop)
+	b.client = unixClient(sock)
+	b.client.Timeout = 60 * time.Second
+	b.ids = nil
+	for _, m := range b.sims {
+		b.ids = append(b.ids, m.Identity().IMEI)
+	}
+	b.waitModems(len(b.sims))
+}
+
+func (b *bench) waitModems(n int) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var list ModemList
+		if b.do("GET", "/v1/modems", nil, &list) == 200 && len(list.Modems) == n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.t.Fatalf("daemon did not list %d modems", n)
+}
+
+// do sends a request to the daemon's socket and decodes the answer.
+func (b *bench) do(method, path string, body any, out any) int {
+	b.t.Helper()
+	var r io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		r = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, "http://simproof"+path, r)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			b.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode
+}
+
+// check runs a check to its end through the API.
+func (b *bench) check(req CheckRequest) (*Check, int) {
+	b.t.Helper()
+	var c Check
+	status := b.do("POST", "/v1/checks?wait=60s", req, &c)
+	return &c, status
+}
+
+func TestEndToEnd(t *testing.T) {
+	b := newBench(t, 2, true)
+	ctrl := b.ids[2] // the modem whose "bearer" is eth0
+
+	t.Run("idlayr verified over wwan0", func(t *testing.T) {
+		b.emu.ResetObservations()
+		c, status := b.check(CheckRequest{Provider: "idlayr", PhoneNumber: "+44 7700 900000", Modem: b.ids[0]})
+		if status != 200 || c.Status != StatusCompleted || c.Result == nil || c.Result.Verified == nil || !*c.Result.Verified {
+			t.Fatalf("status %d check %+v error %+v", status, c, c.Error)
+		}
+		if c.PhoneNumber != "+447700900000" || c.Result.CheckID == "" {
+			t.Errorf("phone %q provider check %q", c.PhoneNumber, c.Result.CheckID)
+		}
+		b.requireCellular(t, c, 0)
+	})
+	t.Run("idlayr v0.2 verified", func(t *testing.T) {
+		b.emu.ResetObservations()
+		c, _ := b.check(CheckRequest{Provider: "idlayr", Version: "v0.2", PhoneNumber: "+447700900001", Modem: b.ids[1]})
+		if c.Status != StatusCompleted || c.Result == nil || c.Result.Verified == nil || !*c.Result.Verified {
+			t.Fatalf("check %+v error %+v", c, c.Error)
+		}
+		b.requireCellular(t, c, 1)
+	})
+	t.Run("wrong SIM not verified", func(t *testing.T) {
+		c, _ := b.check(CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900000", Modem: b.ids[1]})
+		if c.Status != StatusCompleted || c.Result == nil || c.Result.Verified == nil || *c.Result.Verified {
+			t.Fatalf("check %+v error %+v", c, c.Error)
+		}
+	})
+	t.Run("plasgate verified over wwan1", func(t *testing.T) {
+		b.emu.ResetObservations()
+		c, _ := b.check(CheckRequest{Provider: "plasgate", PhoneNumber: "+447700900001", Modem: b.ids[1]})
+		if c.Status != StatusCompleted || c.Result == nil || c.Result.Verified == nil || !*c.Result.Verified {
+			t.Fatalf("check %+v error %+v", c, c.Error)
+		}
+		b.requireCellular(t, c, 1)
+	})
+	t.Run("negative control through eth0", func(t *testing.T) {
+		for _, p := range []string{"idlayr", "plasgate"} {
+			c, _ := b.check(CheckRequest{Provider: p, PhoneNumber: "+447700900000", Modem: ctrl})
+			if c.Status != StatusCompleted || c.Result == nil || c.Result.Verified == nil || *c.Result.Verified ||
+				c.Result.Reason != "not_mobile_ip" {
+				t.Fatalf("%s over eth0: check %+v result %+v error %+v", p, c, c.Result, c.Error)
+			}
+			for _, h := range c.Trace {
+				if h.Interface != "eth0" {
+					t.Errorf("%s control hop on %q", p, h.Interface)
+				}
+			}
+		}
+	})
+	t.Run("modem chosen by number", func(t *testing.T) {
+		// sims: is not configured; the SIMs' own numbers (+CNUM) decide.
+		c, _ := b.check(CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900001"})
+		if c.Modem != b.ids[1] || c.Status != StatusCompleted {
+			t.Fatalf("chose %s (status %s), want %s", c.Modem, c.Status, b.ids[1])
+		}
+	})
+	t.Run("device-only open", func(t *testing.T) {
+		// The customer's backend creates the check and hands the device its URL.
+		checkURL, checkID := b.createV01(t, "447700900000")
+		var res OpenResponse
+		if st := b.do("POST", "/v1/modems/"+b.ids[0]+"/open", map[string]any{"url": checkURL}, &res); st != 200 {
+			t.Fatalf("open: %d", st)
+		}
+		if res.FinalStatus != 200 || res.Interface != "wwan0" || len(res.Trace) < 3 {
+			t.Fatalf("open result %+v", res.Result)
+		}
+		if v, ok := b.emu.Check(checkID); !ok || v.Status != "COMPLETED" || !v.Match {
+			t.Errorf("emulator's check after the device step: %+v", v)
+		}
+	})
+	t.Run("device-only check", func(t *testing.T) {
+		checkURL, _ := b.createV01(t, "447700900001")
+		c, _ := b.check(CheckRequest{URL: checkURL, Modem: b.ids[1]})
+		if c.Status != StatusCompleted || c.Result == nil || c.Result.Verified != nil || c.Result.Device == nil ||
+			c.Result.Device.FinalStatus != 200 {
+			t.Fatalf("check %+v result %+v", c, c.Result)
+		}
+	})
+	t.Run("idempotent replay", func(t *testing.T) {
+		before := b.emu.Stats().ChecksCreated
+		req := CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900000", Modem: b.ids[0], IdempotencyKey: "order-42"}
+		c1, _ := b.check(req)
+		c2, _ := b.check(req)
+		if c1.ID != c2.ID || c2.Status != StatusCompleted {
+			t.Fatalf("replay gave %s (%s), first %s", c2.ID, c2.Status, c1.ID)
+		}
+		if n := b.emu.Stats().ChecksCreated - before; n != 1 {
+			t.Errorf("%d provider checks for one idempotency key", n)
+		}
+	})
+}
+
+// requireCellular asserts the device step of c used modem i's interface and
+// address only, and that the operator saw every device request from the SIM's
+// carrier address, none from eth0.
+func (b *bench) requireCellular(t *testing.T, c *Check, i int) {
+	t.Helper()
+	want := b.tp.Modems[i]
+	if len(c.Trace) < 3 {
+		t.Fatalf("trace has %d hops", len(c.Trace))
+	}
+	for _, h := range c.Trace {
+		if h.Interface != want.Interface || !strings.HasPrefix(h.LocalAddress, want.Addr4.Addr().String()+":") {
+			t.Errorf("hop %s left via %s from %s", h.URL, h.Interface, h.LocalAddress)
+		}
+	}
+	ops := 0
+	for _, r := range b.emu.Requests() {
+		if r.Role == emulator.RoleOperator {
+			ops++
+			if r.Source != want.Addr4.Addr() {
+				t.Errorf("operator saw %s %s from %s, want %s", r.Method, r.Path, r.Source, want.Addr4.Addr())
+			}
+		}
+	}
+	if ops == 0 {
+		t.Error("the operator saw no request")
+	}
+}
+
+// createV01 creates an IDlayr v0.1 check server-side, as a customer's
+// backend would, and returns its check_url and id.
+func (b *bench) createV01(t *testing.T, digits string) (string, string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: b.tp.Device.DialContext(&net.Dialer{}),
+		TLSClientConfig: &tls.Config{RootCAs: b.emu.CertPool()}}}
+	req, _ := http.NewRequest("POST", idlayrURL+"/oauth2/v1/token", strings.NewReader("grant_type=client_credentials&scope=phone_check"))
+	req.SetBasicAuth(emulator.DefaultClientID, emulator.DefaultClientSecret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	doJSON(t, hc, req, &tok)
+	req, _ = http.NewRequest("POST", idlayrURL+"/phone_check/v0.1/checks", strings.NewReader(`{"phone_number":"`+digits+`"}`))
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	var chk struct {
+		CheckID string `json:"check_id"`
+		Links   struct {
+			CheckURL struct {
+				Href string `json:"href"`
+			} `json:"check_url"`
+		} `json:"_links"`
+	}
+	doJSON(t, hc, req, &chk)
+	return chk.Links.CheckURL.Href, chk.CheckID
+}
+
+func doJSON(t *testing.T, hc *http.Client, req *http.Request, out any) {
+	t.Helper()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 || json.Unmarshal(raw, out) != nil {
+		t.Fatalf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, raw)
+	}
+}
+

@@ -57,7 +57,11 @@ func lookPath(p string) (string, error) {
 
 // Bus is a private message bus for one test.
 type Bus struct {
+	// Address is the bus's unix:path= address, without a guid, so it
+	// stays valid across Stop and Start.
 	Address string
+	t       testing.TB
+	conf    string
 	cmd     *exec.Cmd
 }
 
@@ -86,39 +90,59 @@ func StartBus(t testing.TB) *Bus {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, busConfig, filepath.Join(dir, "bus")), 0o600); err != nil {
+	sock := filepath.Join(dir, "bus")
+	b := &Bus{t: t, conf: filepath.Join(dir, "bus.conf"), Address: "unix:path=" + sock}
+	if err := os.WriteFile(b.conf, fmt.Appendf(nil, busConfig, sock), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Stop)
+	b.Start()
+	return b
+}
+
+// Start (re)starts the daemon on the same socket; it returns once the
+// daemon printed its address, i.e. listens.
+func (b *Bus) Start() {
+	b.t.Helper()
+	if b.cmd != nil {
+		b.t.Fatal("mmtest: bus already running")
+	}
 	path, _ := lookPath("dbus-daemon")
-	cmd := exec.Command(path, "--config-file="+conf, "--nofork", "--nopidfile", "--print-address=1")
+	cmd := exec.Command(path, "--config-file="+b.conf, "--nofork", "--nopidfile", "--print-address=1")
 	cmd.SysProcAttr = childAttr()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		b.t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dbus-daemon: %v", err)
+		b.t.Fatalf("start dbus-daemon: %v", err)
 	}
-	b := &Bus{cmd: cmd}
-	t.Cleanup(func() { stop(cmd, 5*time.Second) })
+	b.cmd = cmd
 	line := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(out).ReadString('\n')
+		r := bufio.NewReader(out)
+		s, _ := r.ReadString('\n')
 		line <- strings.TrimSpace(s)
-		_, _ = bufio.NewReader(out).WriteTo(discard{})
+		_, _ = r.WriteTo(discard{})
 	}()
 	select {
-	case b.Address = <-line:
+	case addr := <-line:
+		if addr == "" {
+			b.t.Fatalf("dbus-daemon printed no address: %s", stderr.String())
+		}
 	case <-time.After(StartTimeout):
-		t.Fatalf("dbus-daemon printed no address in %v: %s", StartTimeout, stderr.String())
+		b.t.Fatalf("dbus-daemon printed no address in %v: %s", StartTimeout, stderr.String())
 	}
-	if b.Address == "" {
-		t.Fatalf("dbus-daemon printed no address: %s", stderr.String())
+}
+
+// Stop ends the daemon: every connection to it breaks.
+func (b *Bus) Stop() {
+	if b.cmd != nil {
+		stop(b.cmd, 5*time.Second)
+		b.cmd = nil
 	}
-	return b
 }
 
 type discard struct{}
@@ -186,6 +210,9 @@ func (d *Daemon) Start() {
 	d.t.Helper()
 	if d.cmd != nil {
 		d.t.Fatal("mmtest: ModemManager already running")
+	}
+	if !d.conn.Connected() { // the bus was restarted
+		d.conn = d.Bus.Conn(d.t)
 	}
 	path, _ := lookPath("ModemManager")
 	logf, err := os.OpenFile(d.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

@@ -63,17 +63,26 @@ type Backend struct {
 	// dropped is written by the loop only.
 	dropped uint64
 
-	// mu guards the fields below. The loop goroutine is their only writer;
-	// it reads them without mu and makes its D-Bus calls without holding it.
+	// mu guards the fields below. The loop goroutine is their only writer,
+	// except owned, which Connect and Disconnect also write; the loop reads
+	// the others without mu, owned only with it, and never holds mu across
+	// a D-Bus call.
 	mu      sync.Mutex
 	conn    *dbus.Conn
-	owner   string                      // ModemManager's unique bus name, "" when absent
-	syncSeq dbus.Sequence               // ObjectManager signals older than the last snapshot are stale
-	modems  map[dbus.ObjectPath]*entry  // by Modem object path
-	sims    map[dbus.ObjectPath]*remote // SIM objects the modems refer to
-	bearers map[dbus.ObjectPath]*remote // Bearer objects the modems refer to
-	owned   map[dbus.ObjectPath]dbus.ObjectPath
+	owner   string                              // ModemManager's unique bus name, "" when absent
+	syncSeq dbus.Sequence                       // ObjectManager signals older than the last snapshot are stale
+	modems  map[dbus.ObjectPath]*entry          // by Modem object path
+	sims    map[dbus.ObjectPath]*remote         // SIM objects the modems refer to
+	bearers map[dbus.ObjectPath]*remote         // Bearer objects the modems refer to
+	owned   map[dbus.ObjectPath]dbus.ObjectPath // bearers this backend created → their modem
+	// pending holds interfaces of objects that have no Modem interface
+	// (yet): ModemManager adds an object's interfaces in one signal, but
+	// nothing in D-Bus promises the Modem one comes first.
+	pending map[dbus.ObjectPath]map[string]props
 }
+
+// maxPending bounds pending against a bus that floods us with objects.
+const maxPending = 64
 
 // entry is one exported Modem object.
 type entry struct {
@@ -122,6 +131,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		sims:    map[dbus.ObjectPath]*remote{},
 		bearers: map[dbus.ObjectPath]*remote{},
 		owned:   map[dbus.ObjectPath]dbus.ObjectPath{},
+		pending: map[dbus.ObjectPath]map[string]props{},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	conn, sigs, err := b.dial(ctx)
@@ -410,6 +420,7 @@ func (b *Backend) resync(ctx context.Context, conn *dbus.Conn) {
 	b.mu.Lock()
 	b.owner, b.syncSeq = owner, seq
 	b.mu.Unlock()
+	clear(b.pending)
 	for path := range b.modems {
 		if _, ok := objs[path][ifModem]; !ok {
 			b.removeModem(path)
@@ -422,7 +433,11 @@ func (b *Backend) resync(ctx context.Context, conn *dbus.Conn) {
 	sort.Slice(paths, func(i, j int) bool { return paths[i] < paths[j] })
 	for _, path := range paths {
 		if _, ok := objs[path][ifModem]; !ok {
-			continue // GDBus keeps an object whose interfaces are all gone
+			// GDBus keeps an object whose interfaces are all gone.
+			if len(objs[path]) > 0 {
+				b.stash(path, objs[path])
+			}
+			continue
 		}
 		b.setModem(conn, path, objs[path], seq, true)
 	}
@@ -441,18 +456,45 @@ func (b *Backend) nameOwner(ctx context.Context, conn *dbus.Conn) (string, error
 }
 
 func (b *Backend) interfacesAdded(conn *dbus.Conn, path dbus.ObjectPath, ifaces map[string]map[string]dbus.Variant, seq dbus.Sequence) {
-	e := b.modems[path]
-	if e == nil {
+	if b.modems[path] == nil {
 		if _, ok := ifaces[ifModem]; !ok {
+			b.stash(path, ifaces)
 			return
 		}
+		for iface, p := range b.pending[path] {
+			if _, ok := ifaces[iface]; !ok {
+				ifaces[iface] = p
+			}
+		}
+		delete(b.pending, path)
 	}
 	b.setModem(conn, path, ifaces, seq, false)
+}
+
+// stash keeps the interfaces of an object that is not a modem (yet).
+func (b *Backend) stash(path dbus.ObjectPath, ifaces map[string]map[string]dbus.Variant) {
+	p := b.pending[path]
+	if p == nil {
+		if len(b.pending) >= maxPending {
+			return
+		}
+		p = map[string]props{}
+		b.pending[path] = p
+	}
+	for iface, v := range ifaces {
+		p[iface] = props(v)
+	}
 }
 
 func (b *Backend) interfacesRemoved(path dbus.ObjectPath, ifaces []string) {
 	e := b.modems[path]
 	if e == nil {
+		for _, iface := range ifaces {
+			delete(b.pending[path], iface)
+		}
+		if len(b.pending[path]) == 0 {
+			delete(b.pending, path)
+		}
 		return
 	}
 	for _, iface := range ifaces {
@@ -533,6 +575,7 @@ func (b *Backend) dropAll(why string) {
 	b.bearers = map[dbus.ObjectPath]*remote{}
 	b.owned = map[dbus.ObjectPath]dbus.ObjectPath{}
 	b.mu.Unlock()
+	clear(b.pending)
 }
 
 func (b *Backend) propertiesChanged(conn *dbus.Conn, path dbus.ObjectPath, iface string, changed map[string]dbus.Variant, invalidated []string, seq dbus.Sequence) {
@@ -607,11 +650,13 @@ func (b *Backend) refresh(conn *dbus.Conn, e *entry) {
 		sim = r.props
 	}
 	var bearers []bearerView
+	b.mu.Lock()
 	for _, p := range m.paths("Bearers") {
 		if r := b.bearers[p]; r != nil {
 			bearers = append(bearers, bearerView{props: r.props, ours: b.owned[p] == e.path})
 		}
 	}
+	b.mu.Unlock()
 	info := buildInfo(e.ifaces, sim, bearers)
 	if info.ID == "" {
 		return // not identifiable yet; ModemManager will tell more

@@ -369,3 +369,29 @@ func TestForeignBearer(t *testing.T) {
 		t.Errorf("the foreign bearer %s was taken down (%v)", bearer, err)
 	}
 }
+
+// TestBusRestart: the message bus itself goes away (ModemManager with it)
+// and comes back on the same address. The backend forgets every modem,
+// redials with backoff and resyncs, without being restarted.
+func TestBusRestart(t *testing.T) {
+	t.Parallel()
+	b := newBench(t, 1)
+	be := b.backend(mm.Options{})
+	ev := collect(t, be)
+	id := b.sims[0].Identity().IMEI
+	b.profile(0)
+	ev.wait(t, 0, probeTimeout, "Added", kindFor(modem.Added, id))
+
+	mark := ev.mark()
+	b.mm.Kill()
+	b.mm.Bus.Stop()
+	ev.wait(t, mark, probeTimeout, "Removed", kindFor(modem.Removed, id))
+
+	mark = ev.mark()
+	start := time.Now()
+	b.mm.Bus.Start()
+	b.mm.Start()
+	b.profile(0)
+	ev.wait(t, mark, probeTimeout, "Added after the bus came back", kindFor(modem.Added, id))
+	t.Logf("back %v after the bus restarted", time.Since(start).Round(time.Millisecond))
+}

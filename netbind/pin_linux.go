@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,23 +16,30 @@ import (
 
 // pinSys is the Linux state of a Pinned client.
 type pinSys struct {
-	ns     netns.NsHandle // namespace sockets are made in; None() for our own
-	nl     *netlink.Handle
+	// nsPath is the namespace sockets are made in ("" = our own). Each dial
+	// opens it afresh: the Transport may still be dialing in the
+	// background when Close runs, and a shared descriptor closed (and its
+	// number reused) under a dial could switch the thread elsewhere.
+	nsPath string
 	dialer net.Dialer
+
+	mu     sync.RWMutex // guards nl against Close
+	nl     *netlink.Handle
+	closed bool
 }
 
 func (p *Pinned) initSys(o ClientOptions) error {
-	p.sys.ns = netns.None()
+	p.sys.nsPath = o.NetNS
+	ns := netns.None()
 	if o.NetNS != "" {
-		ns, err := netns.GetFromPath(o.NetNS)
-		if err != nil {
+		var err error
+		if ns, err = netns.GetFromPath(o.NetNS); err != nil {
 			return fmt.Errorf("network namespace %s: %w", o.NetNS, err)
 		}
-		p.sys.ns = ns
+		defer ns.Close()
 	}
-	h, err := netlink.NewHandleAt(p.sys.ns, unix.NETLINK_ROUTE)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		p.sys.ns.Close()
 		return fmt.Errorf("netlink: %w", err)
 	}
 	p.sys.nl = h
@@ -47,9 +55,11 @@ func (p *Pinned) initSys(o ClientOptions) error {
 }
 
 func (p *Pinned) closeSys() error {
-	p.sys.nl.Close()
-	if p.sys.ns.IsOpen() {
-		return p.sys.ns.Close()
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	if !p.sys.closed {
+		p.sys.closed = true
+		p.sys.nl.Close()
 	}
 	return nil
 }
@@ -73,6 +83,11 @@ func bindToDevice(ifname string) func(network, address string, c syscall.RawConn
 
 // bearer checks the interface: exists, up, carrier, some global address.
 func (p *Pinned) bearer() (family, error) {
+	p.sys.mu.RLock()
+	defer p.sys.mu.RUnlock()
+	if p.sys.closed {
+		return 0, fmt.Errorf("pinned client for %s: %w", p.iface, net.ErrClosed)
+	}
 	l, err := linkByName(p.sys.nl, p.iface)
 	if err != nil {
 		return 0, err
@@ -90,9 +105,14 @@ func (p *Pinned) bearer() (family, error) {
 // dialSocket dials one address with the pinned dialer, creating the socket
 // in the client's namespace.
 func (p *Pinned) dialSocket(ctx context.Context, network, addr string) (net.Conn, error) {
-	if !p.sys.ns.IsOpen() {
+	if p.sys.nsPath == "" {
 		return p.sys.dialer.DialContext(ctx, network, addr)
 	}
+	ns, err := netns.GetFromPath(p.sys.nsPath)
+	if err != nil {
+		return nil, fmt.Errorf("network namespace %s: %w", p.sys.nsPath, err)
+	}
+	defer ns.Close() // after the goroutine below has used it
 	type result struct {
 		c   net.Conn
 		err error
@@ -108,7 +128,7 @@ func (p *Pinned) dialSocket(ctx context.Context, network, addr string) (net.Conn
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(p.sys.ns); err != nil {
+		if err := netns.Set(ns); err != nil {
 			done <- result{nil, fmt.Errorf("enter network namespace: %w", err)}
 			return
 		}

@@ -93,7 +93,8 @@ func NewNS(t testing.TB, role string) *NS {
 		if n.nl != nil {
 			n.nl.Close()
 		}
-		_ = n.h.Close()
+		h := n.h // not n.h itself: late Handle() readers must not race
+		_ = h.Close()
 		if err := netns.DeleteNamed(name); err != nil {
 			t.Errorf("nstest: delete namespace %s: %v", name, err)
 		}
@@ -132,8 +133,16 @@ func (n *NS) Netlink() *netlink.Handle { return n.nl }
 // Do runs fn on an OS thread switched into the namespace. Sockets fn creates
 // stay in the namespace after Do returns (a listener made here serves from
 // any goroutine). The calling goroutine's thread is never switched; the
-// helper thread is discarded if it cannot be switched back.
+// helper thread is discarded if it cannot be switched back. Do opens the
+// namespace by name each time, so a late call (a Transport still dialing
+// in the background) fails once the namespace is deleted instead of using
+// a closed descriptor.
 func (n *NS) Do(fn func() error) error {
+	target, err := netns.GetFromPath(n.Path())
+	if err != nil {
+		return fmt.Errorf("nstest: open %s: %w", n.Name, err)
+	}
+	defer target.Close()
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -143,7 +152,7 @@ func (n *NS) Do(fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(n.h); err != nil {
+		if err := netns.Set(target); err != nil {
 			errc <- fmt.Errorf("nstest: enter %s: %w", n.Name, err)
 			return
 		}

@@ -170,6 +170,8 @@ type Daemon struct {
 	cmd  *exec.Cmd
 	conn *dbus.Conn
 	done chan struct{}
+	// nameCh receives NameOwnerChanged while watchName is active.
+	nameCh chan *dbus.Signal
 	// Cmd lets a caller wrap the command (e.g. run it in namespaces) before
 	// it starts; nil runs ModemManager directly.
 	Cmd func(*exec.Cmd)
@@ -232,15 +234,8 @@ func (d *Daemon) Start() {
 		d.Cmd(cmd)
 	}
 	// Watch the name before starting, so the acquisition cannot be missed.
-	ch := make(chan *dbus.Signal, 16)
-	d.conn.Signal(ch)
-	defer d.conn.RemoveSignal(ch)
-	match := []dbus.MatchOption{dbus.WithMatchSender("org.freedesktop.DBus"),
-		dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, Service)}
-	if err := d.conn.AddMatchSignal(match...); err != nil {
-		d.t.Fatal(err)
-	}
-	defer d.conn.RemoveMatchSignal(match...)
+	defer d.watchName()()
+	ch := d.nameCh
 	if err := cmd.Start(); err != nil {
 		d.t.Fatalf("start ModemManager: %v", err)
 	}
@@ -277,6 +272,8 @@ func (d *Daemon) signal(sig syscall.Signal) {
 	if d.cmd == nil {
 		return
 	}
+	unwatch := d.watchName()
+	defer unwatch()
 	_ = d.cmd.Process.Signal(sig)
 	select {
 	case <-d.done:
@@ -285,6 +282,39 @@ func (d *Daemon) signal(sig syscall.Signal) {
 		<-d.done
 	}
 	d.cmd = nil
+	// The bus notices the closed connection on its own time.
+	d.waitName(false, 5*time.Second)
+}
+
+// watchName subscribes to NameOwnerChanged for ModemManager's name, so
+// waitName cannot miss a change; call the returned func when done.
+func (d *Daemon) watchName() func() {
+	if !d.conn.Connected() {
+		return func() {}
+	}
+	d.nameCh = make(chan *dbus.Signal, 16)
+	d.conn.Signal(d.nameCh)
+	match := []dbus.MatchOption{dbus.WithMatchSender("org.freedesktop.DBus"),
+		dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, Service)}
+	_ = d.conn.AddMatchSignal(match...)
+	return func() {
+		_ = d.conn.RemoveMatchSignal(match...)
+		d.conn.RemoveSignal(d.nameCh)
+		d.nameCh = nil
+	}
+}
+
+// waitName waits, bounded, until the name is owned (or not).
+func (d *Daemon) waitName(owned bool, timeout time.Duration) bool {
+	deadline := time.After(timeout)
+	for d.conn.Connected() && d.Running() != owned {
+		select {
+		case <-d.nameCh:
+		case <-deadline:
+			return false
+		}
+	}
+	return true
 }
 
 // SetProfile calls Test.SetProfile: ModemManager creates a virtual device

@@ -13,7 +13,10 @@
 // family, requests fail with an error matching modem.ErrNoBearer; nothing
 // ever falls back to another interface.
 //
-// Both work on Linux only; elsewhere they return errors.ErrUnsupported.
+// DHCPv4 asks a modem's own DHCP server (ECM/NCM/RNDIS) for the bearer's
+// IPv4 configuration when the backend cannot report it.
+//
+// All of it works on Linux only; elsewhere it returns errors.ErrUnsupported.
 package netbind
 
 import (

@@ -1,8 +1,5 @@
-//go:build linux && simproof_dhcp
+//go:build linux
 
-// This file is built only with the simproof_dhcp tag until go.mod lists the
-// dhcp library's own dependencies (mdlayher/packet, u-root/uio, …); without
-// it dhcp_stub.go answers instead. Drop the tag once `go mod tidy` has run.
 
 package netbind
 

@@ -1,4 +1,4 @@
-//go:build !linux || !simproof_dhcp
+//go:build !linux
 
 package netbind
 

@@ -1,4 +1,4 @@
-//go:build !linux || !simproof_dhcp
+//go:build !linux
 
 package netbind
 
@@ -11,8 +11,7 @@ import (
 )
 
 // DHCPv4 would ask the modem's DHCPv4 server for the bearer's IPv4
-// configuration; this build has no DHCP client (it needs Linux and the
-// simproof_dhcp build tag, see dhcp_linux.go).
+// configuration; the client (raw packet sockets) exists on Linux only.
 func DHCPv4(ctx context.Context, ifname string) (*modem.IPConfig, error) {
 	return nil, fmt.Errorf("dhcp on %s: %w: this build has no DHCPv4 client", ifname, errors.ErrUnsupported)
 }

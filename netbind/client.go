@@ -38,6 +38,14 @@ type ClientOptions struct {
 	// NetNS is the path of the network namespace the interface lives in
 	// ("" = the process's own); sockets are created there. For tests.
 	NetNS string
+	// Source are the bearer's own addresses (one per family): sockets are
+	// bound to them as well as to the interface, so the source address is
+	// the SIM's even where no rule selects it.
+	Source []string
+	// Loopback accepts a loopback interface (lo) as the bearer: the demo
+	// without root pins simulated modems there, each with its own source
+	// address. Traffic then never leaves the host.
+	Loopback bool
 }
 
 // Pinned is one modem interface's HTTP client. Every socket it opens —
@@ -62,8 +70,10 @@ type Pinned struct {
 	// contributes only its options (timeouts, search list).
 	Resolver *net.Resolver
 
-	iface string
-	dns   []netip.AddrPort
+	iface      string
+	dns        []netip.AddrPort
+	src4, src6 netip.Addr // bearer addresses sockets bind to (zero: the kernel picks)
+	loopback   bool
 	next  atomic.Uint64 // rotation over dns
 	sys   pinSys        // per-OS state: netlink handle, namespace, dialer
 }
@@ -99,7 +109,18 @@ func NewClient(opts ClientOptions) (*Pinned, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pinned client for %s: %w", opts.Interface, err)
 	}
-	p := &Pinned{iface: opts.Interface, dns: dns}
+	p := &Pinned{iface: opts.Interface, dns: dns, loopback: opts.Loopback}
+	for _, a := range opts.Source {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("pinned client for %s: source address %q: %w", opts.Interface, a, err)
+		}
+		if ip.Is4() {
+			p.src4 = ip
+		} else {
+			p.src6 = ip
+		}
+	}
 	if err := p.initSys(opts); err != nil {
 		return nil, fmt.Errorf("pinned client for %s: %w", opts.Interface, err)
 	}

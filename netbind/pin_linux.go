@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -92,6 +94,12 @@ func (p *Pinned) bearer() (family, error) {
 	if err != nil {
 		return 0, err
 	}
+	if p.loopback && l.Attrs().Flags&net.FlagLoopback != 0 {
+		if l.Attrs().Flags&net.FlagUp == 0 {
+			return 0, &BearerError{Interface: p.iface, Reason: "down"}
+		}
+		return fam4 | fam6, nil
+	}
 	have, err := usableFamilies(p.sys.nl, l)
 	if err != nil {
 		return 0, err
@@ -105,8 +113,9 @@ func (p *Pinned) bearer() (family, error) {
 // dialSocket dials one address with the pinned dialer, creating the socket
 // in the client's namespace.
 func (p *Pinned) dialSocket(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := p.dialerFor(network, addr)
 	if p.sys.nsPath == "" {
-		return p.sys.dialer.DialContext(ctx, network, addr)
+		return d.DialContext(ctx, network, addr)
 	}
 	ns, err := netns.GetFromPath(p.sys.nsPath)
 	if err != nil {
@@ -132,7 +141,7 @@ func (p *Pinned) dialSocket(ctx context.Context, network, addr string) (net.Conn
 			done <- result{nil, fmt.Errorf("enter network namespace: %w", err)}
 			return
 		}
-		c, err := p.sys.dialer.DialContext(ctx, network, addr)
+		c, err := d.DialContext(ctx, network, addr)
 		if rerr := netns.Set(orig); rerr != nil {
 			done <- result{c, err}
 			return // still locked: the runtime discards the thread
@@ -142,6 +151,30 @@ func (p *Pinned) dialSocket(ctx context.Context, network, addr string) (net.Conn
 	}()
 	r := <-done
 	return r.c, r.err
+}
+
+// dialerFor returns the pinned dialer, bound to the bearer's own address of
+// the destination's family when one is known.
+func (p *Pinned) dialerFor(network, addr string) *net.Dialer {
+	host, _, err := net.SplitHostPort(addr)
+	ip, perr := netip.ParseAddr(host)
+	if err != nil || perr != nil {
+		return &p.sys.dialer
+	}
+	src := p.src4
+	if ip.Unmap().Is6() {
+		src = p.src6
+	}
+	if !src.IsValid() {
+		return &p.sys.dialer
+	}
+	d := p.sys.dialer
+	if strings.HasPrefix(network, "udp") {
+		d.LocalAddr = &net.UDPAddr{IP: src.AsSlice()}
+	} else {
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
+	return &d
 }
 
 // boundDevice reads SO_BINDTODEVICE back from the connection's socket.

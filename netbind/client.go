@@ -74,8 +74,8 @@ type Pinned struct {
 	dns        []netip.AddrPort
 	src4, src6 netip.Addr // bearer addresses sockets bind to (zero: the kernel picks)
 	loopback   bool
-	next  atomic.Uint64 // rotation over dns
-	sys   pinSys        // per-OS state: netlink handle, namespace, dialer
+	next       atomic.Uint64 // rotation over dns
+	sys        pinSys        // per-OS state: netlink handle, namespace, dialer
 }
 
 // Defaults for ClientOptions' zero values.

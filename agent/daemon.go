@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -81,9 +82,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}
 	binder := netbind.NewBinder(netbind.Options{TableBase: cfg.Data.TableBase, RulePriority: cfg.Data.RulePriority})
-	d.Pinner = newNetPinner(binder, netbind.Manage(cfg.Data.ManageInterface),
+	pinner := newNetPinner(binder, netbind.Manage(cfg.Data.ManageInterface),
 		netbind.ClientOptions{ExtraCAFile: cfg.TLS.CAFile, DialTimeout: cfg.Checks.HopTimeout,
 			ResponseHeaderTimeout: cfg.Checks.HopTimeout})
+	pinner.loopback = cfg.Simulator.Modems > 0 && cfg.Simulator.Network == "loopback"
+	d.Pinner = pinner
 	return d.Serve(ctx, l)
 }
 
@@ -144,6 +147,12 @@ func (d *Daemon) status() []BackendStatus {
 	return append(out, d.ProviderStatus...)
 }
 
+// LoopbackBearer is simulated modem i's bearer when the simulator runs on
+// lo: 127.100.0.i+1/32, an address of its own the operator can tell apart.
+func LoopbackBearer(i int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{127, 100, byte((i + 1) / 256), byte((i + 1) % 256)}), 32)
+}
+
 func atPorts(cfg config.Config) []at.PortConfig {
 	var out []at.PortConfig
 	for _, p := range cfg.AT.Ports {
@@ -172,13 +181,18 @@ func startSimulators(cfg config.Config, n int, log *slog.Logger) ([]at.PortConfi
 	var ports []at.PortConfig
 	for i := 0; i < n; i++ {
 		m := sim.New(sim.DefaultIdentity(i))
+		netdev := fmt.Sprintf("wwan%d", i)
+		if cfg.Simulator.Network == "loopback" {
+			netdev = "lo"
+			m.SetBearer(sim.BearerConfig{APN: "internet", IPv4: LoopbackBearer(i)})
+		}
 		link := filepath.Join(dir, fmt.Sprintf("ttySIM%d", i))
 		if err := m.ServePTY(link); err != nil {
 			stop()
 			return nil, nil, fmt.Errorf("simulated modem %d: %w", i, err)
 		}
 		mods = append(mods, m)
-		ports = append(ports, at.PortConfig{Device: link, Profile: "generic", NetDevice: fmt.Sprintf("wwan%d", i), Simulated: true})
+		ports = append(ports, at.PortConfig{Device: link, Profile: "generic", NetDevice: netdev, Simulated: true})
 		log.Info("simulated modem", "port", link, "imei", m.Identity().IMEI)
 	}
 	return ports, stop, nil

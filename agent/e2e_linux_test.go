@@ -398,4 +398,3 @@ func doJSON(t *testing.T, hc *http.Client, req *http.Request, out any) {
 		t.Fatalf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, raw)
 	}
 }
-

@@ -17,7 +17,10 @@ import (
 type netPinner struct {
 	binder *netbind.Binder
 	manage netbind.Manage
-	opts   netbind.ClientOptions // template: Interface and DNS set per modem
+	// loopback: bearers on lo (the built-in simulator without root) are
+	// pinned there with their own source address; nothing is configured.
+	loopback bool
+	opts     netbind.ClientOptions // template: Interface and DNS set per modem
 
 	mu      sync.Mutex
 	clients map[string]*pinned
@@ -26,6 +29,7 @@ type netPinner struct {
 type pinned struct {
 	iface   string
 	dns     []string
+	src     []string
 	client  *netbind.Pinned
 	applied netbind.Applied
 }
@@ -49,9 +53,25 @@ func (p *netPinner) Pin(ctx context.Context, modemID string, d modem.DataInfo) (
 		}
 		v4 = cfg
 	}
-	applied, err := p.binder.Apply(ctx, netbind.Config{Interface: d.Interface, ModemID: modemID, IPv4: v4, IPv6: v6, Manage: p.manage})
-	if err != nil {
-		return nil, fmt.Errorf("modem %s: %w", modemID, err)
+	var applied netbind.Applied
+	lo := p.loopback && d.Interface == "lo"
+	if !lo {
+		var err error
+		applied, err = p.binder.Apply(ctx, netbind.Config{Interface: d.Interface, ModemID: modemID, IPv4: v4, IPv6: v6, Manage: p.manage})
+		if err != nil {
+			return nil, fmt.Errorf("modem %s: %w", modemID, err)
+		}
+	}
+	// Bind to the bearer's own address where simproof put it there (or on
+	// lo); on an interface someone else configured the modem's view of the
+	// address may differ from the interface's.
+	var src []string
+	if lo || applied.Managed {
+		for _, c := range []*modem.IPConfig{v4, v6} {
+			if c != nil && c.Address != "" {
+				src = append(src, c.Address)
+			}
+		}
 	}
 	var dns []string
 	for _, c := range []*modem.IPConfig{v4, v6} {
@@ -62,7 +82,7 @@ func (p *netPinner) Pin(ctx context.Context, modemID string, d modem.DataInfo) (
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cur, ok := p.clients[modemID]; ok {
-		if cur.iface == d.Interface && slices.Equal(cur.dns, dns) {
+		if cur.iface == d.Interface && slices.Equal(cur.dns, dns) && slices.Equal(cur.src, src) {
 			cur.applied = applied
 			return cur.client.Client, nil
 		}
@@ -70,12 +90,12 @@ func (p *netPinner) Pin(ctx context.Context, modemID string, d modem.DataInfo) (
 		delete(p.clients, modemID)
 	}
 	o := p.opts
-	o.Interface, o.DNS = d.Interface, dns
+	o.Interface, o.DNS, o.Source, o.Loopback = d.Interface, dns, src, lo
 	c, err := netbind.NewClient(o)
 	if err != nil {
 		return nil, fmt.Errorf("modem %s: %w", modemID, err)
 	}
-	p.clients[modemID] = &pinned{iface: d.Interface, dns: dns, client: c, applied: applied}
+	p.clients[modemID] = &pinned{iface: d.Interface, dns: dns, src: src, client: c, applied: applied}
 	return c.Client, nil
 }
 
@@ -88,7 +108,9 @@ func (p *netPinner) Unpin(modemID string) {
 		return
 	}
 	cur.client.Close()
-	_ = p.binder.Remove(context.Background(), cur.applied)
+	if cur.applied.Interface != "" {
+		_ = p.binder.Remove(context.Background(), cur.applied)
+	}
 	p.binder.Release(modemID)
 }
 

@@ -86,6 +86,10 @@ type ATPort struct {
 type Simulator struct {
 	Modems int    `yaml:"modems"`
 	Dir    string `yaml:"dir"` // where the pty links go; "" = a directory under the runtime dir
+	// Network is where the simulated bearers live: "loopback" (lo, each
+	// modem its own 127.100.0.N source address; needs no root) or
+	// "interfaces" (wwanN with 100.64.N+1.2/24, for network namespaces).
+	Network string `yaml:"network"`
 }
 
 // Data configures the data path.
@@ -163,6 +167,7 @@ func Default() Config {
 		Log:          Log{Level: "info", Format: "auto"},
 		ModemManager: ModemManager{Enabled: false, Bus: "system"},
 		AT:           AT{CommandTimeout: 10 * time.Second, RefreshEvery: time.Minute},
+		Simulator:    Simulator{Network: "loopback"},
 		Data:         Data{ManageInterface: "auto", TableBase: 1000, RulePriority: 1000, IPFamily: "ipv4"},
 		APNDefault:   APN{APN: "internet", IPType: "ipv4"},
 		Providers: Providers{
@@ -335,6 +340,7 @@ func (c *Config) Validate(name string) error {
 	oneOf("log.format", c.Log.Format, "auto", "text", "json", "journal")
 	oneOf("data.manage_interface", c.Data.ManageInterface, "auto", "always", "never")
 	oneOf("data.ip_family", c.Data.IPFamily, "ipv4", "ipv6", "ipv4v6")
+	oneOf("simulator.network", c.Simulator.Network, "loopback", "interfaces")
 	oneOf("apn_default.ip_type", c.APNDefault.IPType, "ipv4", "ipv6", "ipv4v6")
 	oneOf("providers.idlayr.version", c.Providers.IDlayr.Version, "v0.1", "v0.2")
 	for i, p := range c.AT.Ports {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/simproof/simproof/agent"
+	"github.com/simproof/simproof/verify/emulator"
 )
 
 // demoConfig runs the daemon on built-in simulated modems, everything under
@@ -21,7 +22,12 @@ const demoConfig = `# written by simproof demo
 socket: {path: %[1]s/simproof.sock, mode: "0600"}
 state_dir: %[1]s/state
 log: {level: info, format: text}
-simulator: {modems: %[2]d, dir: %[1]s/tty}
+simulator: {modems: %[2]d, dir: %[1]s/tty, network: loopback}
+tls: {ca_file: %[1]s/emulator-ca.pem}
+providers:
+  idlayr: {base_url: "%[3]s", credentials_file: %[1]s/tru.json}
+  plasgate: {base_url: "%[4]s", private_key_file: %[1]s/plasgate.key, secret_file: %[1]s/plasgate.secret,
+             redirect_uri: "https://app.example.test/plasgate/callback"}
 `
 
 func cmdDemo(ctx context.Context, env Env, g *globals, args []string) int {
@@ -46,8 +52,14 @@ func cmdDemo(ctx context.Context, env Env, g *globals, args []string) int {
 	} else {
 		defer os.RemoveAll(dir)
 	}
+	emu, err := startDemoEmulator(dir, modems)
+	if err != nil {
+		return fail(env, err)
+	}
+	defer emu.Close()
 	cfgPath := filepath.Join(dir, "simproof.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(demoConfig, dir, modems)), 0o600); err != nil {
+	cfgText := fmt.Sprintf(demoConfig, dir, modems, emu.BaseURL(emulator.RoleIDlayr), emu.BaseURL(emulator.RolePlasGate))
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return fail(env, err)
 	}
 	logPath := filepath.Join(dir, "simproofd.log")
@@ -87,17 +99,11 @@ func cmdDemo(ctx context.Context, env Env, g *globals, args []string) int {
 		fmt.Fprintf(env.Stdout, "\n$ simproof modem %s\n", m.ID)
 		printModem(env.Stdout, m)
 	}
-	code := ExitOK
-	if more := demoSteps; more != nil {
-		code = more(ctx, env, c, ms)
-	}
+	code := demoChecks(ctx, env, c, ms.Modems, g.json)
 	stopDaemon()
 	fmt.Fprintln(env.Stdout, "\n== daemon stopped; demo done")
 	return code
 }
-
-// demoSteps runs what later parts of the product add to the demo (checks).
-var demoSteps func(ctx context.Context, env Env, c *Client, ms agent.ModemList) int
 
 // waitModems polls the daemon until n modems show their identity, the
 // daemon exits, or 30 s pass.

@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}
 	binder := netbind.NewBinder(netbind.Options{TableBase: cfg.Data.TableBase, RulePriority: cfg.Data.RulePriority})
-	pinner := newNetPinner(binder, netbind.Manage(cfg.Data.ManageInterface),
+	pinner := NewNetPinner(binder, netbind.Manage(cfg.Data.ManageInterface),
 		netbind.ClientOptions{ExtraCAFile: cfg.TLS.CAFile, DialTimeout: cfg.Checks.HopTimeout,
 			ResponseHeaderTimeout: cfg.Checks.HopTimeout})
 	pinner.loopback = cfg.Simulator.Modems > 0 && cfg.Simulator.Network == "loopback"

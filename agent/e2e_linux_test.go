@@ -154,7 +154,7 @@ func (b *bench) start(n int, extraEth0Modem bool) {
 	ns := b.tp.Device.Path()
 	d := &Daemon{Config: cfg, Log: log, Backends: map[string]RunningBackend{"at": backend},
 		Providers: map[string]verify.Provider{"idlayr": idp, "plasgate": pgp},
-		Pinner: newNetPinner(netbind.NewBinder(netbind.Options{NetNS: ns}), netbind.ManageAuto,
+		Pinner: NewNetPinner(netbind.NewBinder(netbind.Options{NetNS: ns}), netbind.ManageAuto,
 			netbind.ClientOptions{NetNS: ns, RootCAs: roots})}
 	sock := filepath.Join(dir, "s.sock")
 	l, err := ListenUnix(sock, 0o600, -1)

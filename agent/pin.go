@@ -11,10 +11,10 @@ import (
 	"github.com/simproof/simproof/netbind"
 )
 
-// netPinner applies bearers with netbind and keeps one pinned client per
+// NetPinner applies bearers with netbind and keeps one pinned client per
 // modem, rebuilt only when the interface or its DNS servers change (the
 // client's Transport holds kept-alive connections worth keeping).
-type netPinner struct {
+type NetPinner struct {
 	binder *netbind.Binder
 	manage netbind.Manage
 	// loopback: bearers on lo (the built-in simulator without root) are
@@ -34,11 +34,14 @@ type pinned struct {
 	applied netbind.Applied
 }
 
-func newNetPinner(b *netbind.Binder, manage netbind.Manage, tmpl netbind.ClientOptions) *netPinner {
-	return &netPinner{binder: b, manage: manage, opts: tmpl, clients: map[string]*pinned{}}
+// NewNetPinner returns the daemon's Pinner: bearers applied with b under
+// policy manage, clients built from tmpl (Interface, DNS and Source are set
+// per modem).
+func NewNetPinner(b *netbind.Binder, manage netbind.Manage, tmpl netbind.ClientOptions) *NetPinner {
+	return &NetPinner{binder: b, manage: manage, opts: tmpl, clients: map[string]*pinned{}}
 }
 
-func (p *netPinner) Pin(ctx context.Context, modemID string, d modem.DataInfo) (*http.Client, error) {
+func (p *NetPinner) Pin(ctx context.Context, modemID string, d modem.DataInfo) (*http.Client, error) {
 	if !d.Connected || d.Interface == "" {
 		return nil, fmt.Errorf("modem %s: %w: the data session is not up", modemID, modem.ErrNoBearer)
 	}
@@ -99,7 +102,7 @@ func (p *netPinner) Pin(ctx context.Context, modemID string, d modem.DataInfo) (
 	return c.Client, nil
 }
 
-func (p *netPinner) Unpin(modemID string) {
+func (p *NetPinner) Unpin(modemID string) {
 	p.mu.Lock()
 	cur, ok := p.clients[modemID]
 	delete(p.clients, modemID)
@@ -115,7 +118,7 @@ func (p *netPinner) Unpin(modemID string) {
 }
 
 // UnpinAll takes back every configuration this daemon applied (shutdown).
-func (p *netPinner) UnpinAll() {
+func (p *NetPinner) UnpinAll() {
 	p.mu.Lock()
 	ids := make([]string, 0, len(p.clients))
 	for id := range p.clients {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -22,24 +23,37 @@ import (
 	"github.com/simproof/simproof/modem/sim"
 )
 
-// ubloxShim is a pseudo-terminal in front of a modem/sim simulator that
-// adds the few u-blox commands ModemManager's u-blox plugin needs for a
-// net-port bearer (modem/sim speaks the generic 27.007 dialogue only).
-// Every other line goes to the simulator, every byte it sends comes back.
-type ubloxShim struct {
+// vendorShim is a pseudo-terminal in front of a modem/sim simulator that
+// adds a vendor's commands ModemManager's vendor plugin needs for a
+// net-port bearer (modem/sim speaks the generic 27.007 dialogue only):
+// u-blox (startUbloxShim) or Nokia/Icera (iceraVendor). Every other line
+// goes to the simulator, every byte it sends comes back.
+type vendorShim struct {
 	tty    string // the pty slave ModemManager opens
 	bridge bool   // +UBMCONF: 2 (bridge: static Ip4Config) or 1 (router: dhcp)
 	gw     string
+	// vendor answers the vendor's commands (ok false: pass to the simulator).
+	vendor func(cmd string) (answer string, ok bool)
 
 	mu     sync.Mutex
 	master *os.File
 }
 
-func startUbloxShim(t *testing.T, s *sim.Modem, name string, bridge bool) *ubloxShim {
+func startUbloxShim(t *testing.T, s *sim.Modem, name string, bridge bool) *vendorShim {
 	t.Helper()
 	id := s.Identity()
 	id.Manufacturer, id.Model = "u-blox", "TOBY-L210"
 	s.SetIdentity(id)
+	sh := startShim(t, s, name)
+	sh.bridge = bridge
+	sh.vendor = sh.answer
+	return sh
+}
+
+// startShim puts a pseudo-terminal in front of simulator s (served on the
+// abstract socket name); set vendor before ModemManager opens the tty.
+func startShim(t *testing.T, s *sim.Modem, name string) *vendorShim {
+	t.Helper()
 	if err := s.ListenAbstract(name); err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +71,7 @@ func startUbloxShim(t *testing.T, s *sim.Modem, name string, bridge bool) *ublox
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh := &ubloxShim{tty: slave.Name(), bridge: bridge, master: master,
-		gw: sim.DefaultBearer(0).Gateway4.String()}
+	sh := &vendorShim{tty: slave.Name(), master: master, gw: sim.DefaultBearer(0).Gateway4.String()}
 	t.Cleanup(func() { conn.Close(); master.Close(); slave.Close() })
 	go func() { _, _ = io.Copy(sh, conn) }()
 	go sh.commands(bufio.NewReader(master), conn)
@@ -66,20 +79,20 @@ func startUbloxShim(t *testing.T, s *sim.Modem, name string, bridge bool) *ublox
 }
 
 // Write serialises the simulator's output with the shim's own answers.
-func (sh *ubloxShim) Write(p []byte) (int, error) {
+func (sh *vendorShim) Write(p []byte) (int, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	return sh.master.Write(p)
 }
 
-func (sh *ubloxShim) commands(r *bufio.Reader, toSim net.Conn) {
+func (sh *vendorShim) commands(r *bufio.Reader, toSim net.Conn) {
 	for {
 		line, err := r.ReadString('\r')
 		if err != nil {
 			return
 		}
 		cmd := strings.TrimSpace(line)
-		if answer, ok := sh.answer(strings.ToUpper(cmd)); ok {
+		if answer, ok := sh.vendor(strings.ToUpper(cmd)); ok {
 			_, _ = sh.Write([]byte(answer))
 			continue
 		}
@@ -89,15 +102,17 @@ func (sh *ubloxShim) commands(r *bufio.Reader, toSim net.Conn) {
 	}
 }
 
-// answer holds the u-blox dialogue of modemmanager-netport.md.
-func (sh *ubloxShim) answer(cmd string) (string, bool) {
-	ok := func(lines ...string) string {
-		var b strings.Builder
-		for _, l := range lines {
-			b.WriteString("\r\n" + l + "\r\n")
-		}
-		return b.String() + "\r\nOK\r\n"
+// ok frames information lines and a final OK.
+func ok(lines ...string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("\r\n" + l + "\r\n")
 	}
+	return b.String() + "\r\nOK\r\n"
+}
+
+// answer holds the u-blox dialogue of modemmanager-netport.md.
+func (sh *vendorShim) answer(cmd string) (string, bool) {
 	mode := "1"
 	if sh.bridge {
 		mode = "2"
@@ -254,4 +269,132 @@ func TestNetPortUnplug(t *testing.T) {
 	kernel("add", "net", "wwan0")
 	back := ev.wait(t, mark, probeTimeout, "Added again", kindFor(modem.Added, id))
 	t.Logf("back %v after the add events: %s", time.Since(start).Round(time.Millisecond), back.Info.Port)
+}
+
+// iceraVendor answers the Nokia/Icera commands of modemmanager-netport.md
+// for a bearer with bc's addresses: %IPDPACT with its URC, %IPDPADDR with
+// IPv4 and IPv6 (zeros for a family bc lacks).
+func iceraVendor(sh *vendorShim, bc sim.BearerConfig) func(string) (string, bool) {
+	v4 := func(a netip.Addr) string {
+		if !a.IsValid() || !bc.IPv4.IsValid() {
+			return "0.0.0.0"
+		}
+		return a.String()
+	}
+	v6 := func(a netip.Addr) string {
+		if !a.IsValid() || !bc.IPv6.IsValid() {
+			return "::"
+		}
+		return a.String()
+	}
+	dns := func(list []netip.Addr, i int) netip.Addr {
+		if i < len(list) {
+			return list[i]
+		}
+		return netip.Addr{}
+	}
+	return func(cmd string) (string, bool) {
+		switch {
+		case cmd == "AT%IPSYS?":
+			return ok("%IPSYS: 3,2"), true
+		case cmd == "AT%IPSYS=?":
+			return ok("%IPSYS: (0-3,5),(0-3)"), true
+		case cmd == "AT%IPBM?":
+			// At least one band disabled: with all enabled ModemManager
+			// 1.20.4 asserts.
+			return ok(`"ANY": 1`, `"EGSM": 0`, `"FDD_BAND_I": 1`), true
+		case strings.HasPrefix(cmd, "AT%IPBM="):
+			return ok(), true
+		case strings.HasPrefix(cmd, "AT%IPDPCFG="):
+			return ok(), true
+		case strings.HasPrefix(cmd, "AT%IPDPACT=") && strings.HasSuffix(cmd, ",1"),
+			strings.HasPrefix(cmd, "AT%IPDPACT=") && strings.HasSuffix(cmd, ",0"):
+			cid, state, _ := strings.Cut(strings.TrimPrefix(cmd, "AT%IPDPACT="), ",")
+			return ok() + fmt.Sprintf("\r\n%%IPDPACT: %s,%s,0\r\n", cid, state), true
+		case strings.HasPrefix(cmd, "AT%IPDPADDR="):
+			cid := strings.TrimPrefix(cmd, "AT%IPDPADDR=")
+			mask := "0.0.0.0"
+			if bc.IPv4.IsValid() {
+				m := net.CIDRMask(bc.IPv4.Bits(), 32)
+				mask = net.IP(m).String()
+			}
+			return ok(fmt.Sprintf("%%IPDPADDR: %s, %s, %s, %s, %s, 0.0.0.0, 0.0.0.0, %s, %s, %s, ::, %s, %s, ::, ::, ::, ::",
+				cid, v4(bc.IPv4.Addr()), v4(bc.Gateway4), v4(dns(bc.DNS4, 0)), v4(dns(bc.DNS4, 1)), mask, v4(bc.Gateway4),
+				v6(bc.IPv6.Addr()), v6(dns(bc.DNS6, 0)), v6(dns(bc.DNS6, 1)))), true
+		}
+		return "", false
+	}
+}
+
+// TestNetPortIPv6: the nokia-icera plugin gives static Ip4Config and
+// Ip6Config on the net port; an IPv6-only bearer (what a NAT64 carrier
+// hands out) comes back with IPv6 only.
+func TestNetPortIPv6(t *testing.T) {
+	t.Parallel()
+	bus := mmtest.StartBus(t)
+	dual := sim.DefaultBearer(0)
+	dual.IPv6 = netip.MustParsePrefix("2001:db8:64:1::2/64")
+	dual.DNS6 = []netip.Addr{netip.MustParseAddr("2001:db8:64:1::53")}
+	v6only := sim.BearerConfig{APN: "internet", IPv6: netip.MustParsePrefix("2001:db8:64:2::2/64"),
+		DNS6: []netip.Addr{netip.MustParseAddr("2001:db8:64:2::53")}}
+	cases := []struct {
+		name   string
+		bearer sim.BearerConfig
+		ipType string
+		netif  string
+	}{
+		{"ipv4v6", dual, "ipv4v6", "wwan0"},
+		{"ipv6 only", v6only, "ipv6", "wwan1"},
+	}
+	var usb []mmtest.USBModem
+	var sims []*sim.Modem
+	for i, c := range cases {
+		s := sim.New(sim.DefaultIdentity(30 + i))
+		t.Cleanup(func() { s.Close() })
+		id := s.Identity()
+		id.Manufacturer, id.Model = "Nokia", "21M-02"
+		s.SetIdentity(id)
+		s.SetBearer(c.bearer)
+		sh := startShim(t, s, fmt.Sprintf("%s-icera-%d", portPrefix, i))
+		sh.vendor = iceraVendor(sh, c.bearer)
+		usb = append(usb, mmtest.USBModem{TTY: sh.tty, VID: "0421", PID: "0637", Manufacturer: "Nokia",
+			Product: "Nokia 21M-02", NetIf: c.netif})
+		sims = append(sims, s)
+	}
+	mmtest.StartNetBench(t, bus, usb...)
+	be, err := mm.New(context.Background(), mm.Options{BusAddress: bus.Address, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	ev := collect(t, be)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := sims[i].Identity().IMEI
+			waitInfo(t, be, ev, id, probeTimeout, "modem", func(modem.Info) bool { return true })
+			m, _ := be.Get(id)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			d, err := m.Connect(ctx, modem.ConnectParams{APN: "internet", IPType: c.ipType})
+			if err != nil {
+				t.Fatalf("Connect: %v", err)
+			}
+			t.Logf("Connect: %+v ipv4 %+v ipv6 %+v", d, d.IPv4, d.IPv6)
+			if d.Interface != c.netif || d.IPv6 == nil || d.IPv6.Method != "static" ||
+				d.IPv6.Address != c.bearer.IPv6.Addr().String() || d.IPv6.Prefix != 64 ||
+				len(d.IPv6.DNS) == 0 || d.IPv6.DNS[0] != c.bearer.DNS6[0].String() {
+				t.Errorf("ipv6 %+v on %s", d.IPv6, d.Interface)
+			}
+			if c.bearer.IPv4.IsValid() {
+				if d.IPv4 == nil || d.IPv4.Method != "static" || d.IPv4.Address != c.bearer.IPv4.Addr().String() {
+					t.Errorf("ipv4 %+v", d.IPv4)
+				}
+			} else if d.IPv4 != nil {
+				t.Errorf("IPv6-only bearer has ipv4 %+v", d.IPv4)
+			}
+			if err := m.Disconnect(ctx); err != nil {
+				t.Errorf("Disconnect: %v", err)
+			}
+		})
+	}
 }

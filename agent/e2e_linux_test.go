@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,6 +45,7 @@ type bench struct {
 	logs     *syncBuffer
 	stop     func()
 	ids      []string // modem ids, by index
+	links    []string // the simulated modems' pty links, by index
 }
 
 const (
@@ -119,10 +121,19 @@ func (b *bench) start(n int, extraEth0Modem bool) {
 		}
 	}
 	for i, m := range b.sims {
-		link := filepath.Join(dir, fmt.Sprintf("ttySIM%d", i))
-		if err := m.ServePTY(link); err != nil {
-			t.Fatal(err)
+		if i < len(b.links) {
+			// A restart: the modems were unplugged with the old daemon.
+			if err := m.Plug(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			link := filepath.Join(dir, fmt.Sprintf("ttySIM%d", i))
+			if err := m.ServePTY(link); err != nil {
+				t.Fatal(err)
+			}
+			b.links = append(b.links, link)
 		}
+		link := b.links[i]
 		netdev := fmt.Sprintf("wwan%d", i)
 		if i >= len(b.tp.Modems) {
 			netdev = b.tp.Eth0
@@ -397,4 +408,230 @@ func doJSON(t *testing.T, hc *http.Client, req *http.Request, out any) {
 	if resp.StatusCode >= 300 || json.Unmarshal(raw, out) != nil {
 		t.Fatalf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, raw)
 	}
+}
+
+// TestProviderOutcomes drives every provider ending the emulator can
+// produce through the daemon in namespaces, and checks each lands in its row
+// of api.md's outcome table.
+func TestProviderOutcomes(t *testing.T) {
+	b := newBench(t, 1, false)
+	const phone = "+447700900000"
+	tests := []struct {
+		name     string
+		provider string
+		version  string
+		faults   emulator.Faults
+		status   string
+		verified string // "true", "false", "" (no result)
+		code     string // result.reason or error.code
+	}{
+		{"redirect loop", "idlayr", "", emulator.Faults{RedirectLoop: true}, StatusFailed, "", "redirect_loop"},
+		{"hop cap", "idlayr", "", emulator.Faults{ExtraHops: 8}, StatusFailed, "", "redirect_limit"},
+		{"412 not mobile", "idlayr", "", emulator.Faults{NotMobileIP: true}, StatusCompleted, "false", "not_mobile_ip"},
+		{"409 mismatch", "idlayr", "", emulator.Faults{Mismatch: true}, StatusCompleted, "false", "operator_mismatch"},
+		{"501 unsupported", "idlayr", "", emulator.Faults{RedirectUnsupported: true}, StatusFailed, "", "unsupported_operator"},
+		{"400 mno not supported", "idlayr", "", emulator.Faults{MNONotSupported: true}, StatusFailed, "", "unsupported_operator"},
+		{"429 with Retry-After honoured", "idlayr", "", emulator.Faults{RateLimitPolls: 1, RetryAfter: time.Second}, StatusCompleted, "true", ""},
+		{"5xx while polling, bounded", "idlayr", "", emulator.Faults{ServerErrorPolls: 2}, StatusCompleted, "true", ""},
+		{"slow hop within the hop timeout", "idlayr", "", emulator.Faults{SlowHop: 300 * time.Millisecond}, StatusCompleted, "true", ""},
+		{"badly encoded Location", "idlayr", "", emulator.Faults{BadLocation: true}, StatusCompleted, "true", ""},
+		{"expired", "idlayr", "", emulator.Faults{Expire: true, TTL: 2 * time.Second}, StatusFailed, "", "expired"},
+		{"provider ERROR", "idlayr", "", emulator.Faults{ErrorCode: "mno_error"}, StatusFailed, "", "provider_error"},
+		{"v0.2 redirect loop", "idlayr", "v0.2", emulator.Faults{RedirectLoop: true}, StatusFailed, "", "redirect_loop"},
+		{"plasgate access_denied", "plasgate", "", emulator.Faults{PlasGateError: "access_denied"}, StatusCompleted, "false", "not_mobile_ip"},
+		{"plasgate state mismatch", "plasgate", "", emulator.Faults{StateMismatch: true}, StatusFailed, "", "bad_redirect"},
+		{"plasgate 403 on exchange", "plasgate", "", emulator.Faults{Exchange403: true}, StatusFailed, "", "provider_auth_failed"},
+		{"plasgate 500 on exchange", "plasgate", "", emulator.Faults{Exchange500: true}, StatusFailed, "", "provider_error"},
+		{"plasgate boolean verified", "plasgate", "", emulator.Faults{VerifiedBool: true}, StatusCompleted, "true", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b.emu.ClearFaults()
+			b.emu.SetFaults(phone, tt.faults)
+			defer b.emu.ClearFaults()
+			c, _ := b.check(CheckRequest{Provider: tt.provider, Version: tt.version, PhoneNumber: phone, Modem: b.ids[0]})
+			verified, code := "", ""
+			if c.Result != nil && c.Result.Result != nil {
+				if c.Result.Verified != nil {
+					verified = fmt.Sprint(*c.Result.Verified)
+				}
+				code = c.Result.Reason
+			}
+			if c.Error != nil {
+				code = c.Error.Code
+			}
+			if c.Status != tt.status || verified != tt.verified || code != tt.code {
+				t.Fatalf("status %s verified %q code %q; want %s %q %q (error %+v)", c.Status, verified, code,
+					tt.status, tt.verified, tt.code, c.Error)
+			}
+			if c.Status == StatusCompleted && c.Error != nil {
+				t.Errorf("a completed check carries an error: %+v", c.Error)
+			}
+		})
+	}
+}
+
+// TestRestartMidCheck kills the daemon core while checks are in their device
+// step and starts it again on the same journal: an IDlayr v0.1 check is
+// resumed by polling its provider id; a v0.2 check (whose code died with the
+// process) is interrupted with its provider id. Neither is lost.
+func TestRestartMidCheck(t *testing.T) {
+	b := newBench(t, 2, false)
+	b.emu.SetFaults("+447700900000", emulator.Faults{SlowHop: 30 * time.Second, TTL: 3 * time.Second})
+	b.emu.SetFaults("+447700900001", emulator.Faults{SlowHop: 30 * time.Second})
+	var c1, c2 Check
+	if st := b.do("POST", "/v1/checks", CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900000", Modem: b.ids[0]}, &c1); st != 202 {
+		t.Fatalf("submit: %d", st)
+	}
+	if st := b.do("POST", "/v1/checks", CheckRequest{Provider: "idlayr", Version: "v0.2", PhoneNumber: "+447700900001", Modem: b.ids[1]}, &c2); st != 202 {
+		t.Fatalf("submit: %d", st)
+	}
+	for _, chk := range []*Check{&c1, &c2} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var c Check
+			b.do("GET", "/v1/checks/"+chk.ID, nil, &c)
+			if c.Stage == "device" && c.ProviderCheck != "" {
+				chk.ProviderCheck = c.ProviderCheck
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("check %s never reached its device step: %+v", chk.ID, c)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	b.stop() // the daemon dies mid-check
+	b.emu.ClearFaults()
+	b.start(2, false)
+
+	var r1, r2 Check
+	b.do("GET", "/v1/checks/"+c1.ID+"?wait=30s", nil, &r1)
+	b.do("GET", "/v1/checks/"+c2.ID+"?wait=30s", nil, &r2)
+	// The v0.1 check was resumed: its device step never finished, so the
+	// provider expires it, and the poll says so.
+	if r1.Status != StatusFailed || r1.Error == nil || r1.Error.Code != "expired" || r1.ProviderCheck != c1.ProviderCheck {
+		t.Errorf("v0.1 after restart: %s %+v provider %q", r1.Status, r1.Error, r1.ProviderCheck)
+	}
+	if r2.Status != StatusInterrupted || r2.Error == nil || r2.Error.Code != "interrupted" ||
+		!strings.Contains(r2.Error.Message, r2.ProviderCheck) || r2.ProviderCheck == "" {
+		t.Errorf("v0.2 after restart: %s %+v provider %q", r2.Status, r2.Error, r2.ProviderCheck)
+	}
+	// Both are in the list, nothing lost.
+	var list CheckList
+	b.do("GET", "/v1/checks", nil, &list)
+	seen := map[string]bool{}
+	for _, c := range list.Checks {
+		seen[c.ID] = true
+	}
+	if !seen[c1.ID] || !seen[c2.ID] {
+		t.Errorf("checks missing after restart: %v", seen)
+	}
+}
+
+// TestModemGoneMidCheck unplugs the modem while its check is in the device
+// step: the check fails with modem_gone, the daemon keeps serving, and the
+// modem returns when plugged back.
+func TestModemGoneMidCheck(t *testing.T) {
+	b := newBench(t, 1, false)
+	b.emu.SetFaults("+447700900000", emulator.Faults{SlowHop: 30 * time.Second})
+	var c Check
+	b.do("POST", "/v1/checks", CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900000", Modem: b.ids[0]}, &c)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var cur Check
+		b.do("GET", "/v1/checks/"+c.ID, nil, &cur)
+		if cur.Stage == "device" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never reached the device step: %+v", cur)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.sims[0].Unplug()
+	var done Check
+	b.do("GET", "/v1/checks/"+c.ID+"?wait=20s", nil, &done)
+	if done.Status != StatusFailed || done.Error == nil || done.Error.Code != "modem_gone" {
+		t.Fatalf("after unplug: %s %+v", done.Status, done.Error)
+	}
+	var h Health
+	if st := b.do("GET", "/v1/health", nil, &h); st != 200 {
+		t.Fatalf("daemon stopped serving: %d", st)
+	}
+	b.emu.ClearFaults()
+	if err := b.sims[0].Plug(); err != nil {
+		t.Fatal(err)
+	}
+	b.waitModems(1)
+	c2, _ := b.check(CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900000", Modem: b.ids[0]})
+	if c2.Status != StatusCompleted {
+		t.Fatalf("check after replug: %s %+v", c2.Status, c2.Error)
+	}
+}
+
+// TestNoSecretsAtRest runs checks with real-looking secrets and requires
+// that none of them reaches the logs, the API's traces and errors, or the
+// journal file.
+func TestNoSecretsAtRest(t *testing.T) {
+	b := newBench(t, 1, false)
+	var answers []string
+	for _, req := range []CheckRequest{
+		{Provider: "idlayr", PhoneNumber: "+447700900000"},
+		{Provider: "idlayr", Version: "v0.2", PhoneNumber: "+447700900000"},
+		{Provider: "plasgate", PhoneNumber: "+447700900000"},
+	} {
+		var raw json.RawMessage
+		b.do("POST", "/v1/checks?wait=30s", req, &raw)
+		answers = append(answers, string(raw))
+	}
+	b.emu.SetFaults("+447700900000", emulator.Faults{Exchange403: true})
+	var raw json.RawMessage
+	b.do("POST", "/v1/checks?wait=30s", CheckRequest{Provider: "plasgate", PhoneNumber: "+447700900000"}, &raw)
+	answers = append(answers, string(raw))
+	b.stop()
+	journal, err := os.ReadFile(filepath.Join(b.stateDir, "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{emulator.DefaultClientSecret, emulator.DefaultPlasGatePrivateKey, emulator.DefaultPlasGateSecret,
+		"xP4tZ-G7fn3Y", "rounds=535000"}
+	places := map[string]string{"journal": string(journal), "logs": b.logs.String(), "api": strings.Join(answers, "\n")}
+	for where, text := range places {
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("%s holds the secret %q", where, s)
+			}
+		}
+		for _, param := range []string{"?code=", "&code=", "?state=", "&state=", "session_state=", `"access_token":`} {
+			for _, m := range findAll(text, param) {
+				if v := strings.Trim(m, `" `); v != "" && !strings.HasPrefix(v, "REDACTED") {
+					t.Errorf("%s holds %s%s", where, param, m)
+				}
+			}
+		}
+	}
+	// The traces do carry the parameters, redacted: the scan above saw them.
+	if !strings.Contains(string(journal), "state=REDACTED") || !strings.Contains(places["api"], "state=REDACTED") {
+		t.Error("no redacted state parameter in the journal or the API: the scan would pass vacuously")
+	}
+}
+
+// findAll returns what follows each occurrence of key, up to a delimiter.
+func findAll(text, key string) []string {
+	var out []string
+	for i := strings.Index(text, key); i >= 0; {
+		rest := text[i+len(key):]
+		end := strings.IndexAny(rest, "&\"' \n,}")
+		if end < 0 {
+			end = len(rest)
+		}
+		out = append(out, rest[:end])
+		next := strings.Index(rest, key)
+		if next < 0 {
+			break
+		}
+		i += len(key) + next
+	}
+	return out
 }

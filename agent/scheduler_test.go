@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/simproof/simproof/config"
+	"github.com/simproof/simproof/modem"
+	"github.com/simproof/simproof/verify"
+)
+
+// gateProvider blocks each check until released and records concurrency.
+type gateProvider struct {
+	release chan struct{}
+	mu      sync.Mutex
+	running map[string]int // by interface (one per modem)
+	maxPer  int
+	maxAll  int
+	all     int
+}
+
+func (g *gateProvider) Name() string { return "gate" }
+func (g *gateProvider) Check(ctx context.Context, req verify.Request) (*verify.Result, error) {
+	g.mu.Lock()
+	g.running[req.Interface]++
+	g.all++
+	g.maxPer = max(g.maxPer, g.running[req.Interface])
+	g.maxAll = max(g.maxAll, g.all)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.running[req.Interface]--
+		g.all--
+		g.mu.Unlock()
+	}()
+	select {
+	case <-g.release:
+		return &verify.Result{Provider: "gate", Verified: verify.Bool(true)}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type connModem struct{ fakeModem }
+
+func (c *connModem) Connect(context.Context, modem.ConnectParams) (modem.DataInfo, error) {
+	return modem.DataInfo{Connected: true, Interface: "if-" + c.Info().ID}, nil
+}
+
+type nopPinner struct{}
+
+func (nopPinner) Pin(context.Context, string, modem.DataInfo) (*http.Client, error) {
+	return http.DefaultClient, nil
+}
+func (nopPinner) Unpin(string) {}
+
+func startScheduler(t *testing.T, queue int, p verify.Provider, ids ...string) *http.Client {
+	t.Helper()
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := NewHub(16)
+	reg := NewRegistry(hub)
+	for _, id := range ids {
+		reg.Put(&connModem{fakeModem{info: modem.Info{ID: id, IMEI: id, SIM: modem.SIM{ICCID: "8944" + id}}}})
+	}
+	cfg := config.Default()
+	cfg.Checks.Queue = queue
+	s := NewScheduler(SchedulerOptions{Checks: cfg.Checks, APN: cfg.APNDefault, Providers: map[string]verify.Provider{"gate": p, "idlayr": p},
+		Pinner: nopPinner{}, Journal: j, Registry: reg, Hub: hub})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	api := &API{Started: time.Now(), Registry: reg, Hub: hub}
+	h := api.Handler()
+	(&CheckAPI{S: s, Registry: reg}).Register(api)
+	path := filepath.Join(dir, "s.sock")
+	l, err := ListenUnix(path, 0o600, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { Serve(ctx, l, h, slog.New(slog.DiscardHandler), time.Second); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; s.Wait(); j.Close() })
+	return unixClient(path)
+}
+
+func post(t *testing.T, c *http.Client, path, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	resp, err := c.Post("http://simproof"+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	return resp.StatusCode, m, resp.Header
+}
+
+func TestCheckRequestValidation(t *testing.T) {
+	g := &gateProvider{release: make(chan struct{}), running: map[string]int{}}
+	close(g.release)
+	c := startScheduler(t, 8, g, "356938035643809", "356938035643817")
+	tests := []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"malformed json", `{"provider":`, 400, "bad_request"},
+		{"unknown field", `{"provider":"gate","phone_number":"+447700900123","modem":"356938035643809","colour":1}`, 400, "bad_request"},
+		{"wrong type", `{"provider":"gate","phone_number":447700900123}`, 400, "bad_request"},
+		{"trailing data", `{"provider":"gate","phone_number":"+447700900123","modem":"356938035643809"} {}`, 400, "bad_request"},
+		{"empty body", ``, 400, "bad_request"},
+		{"no provider", `{"phone_number":"+447700900123"}`, 400, "bad_request"},
+		{"unknown provider", `{"provider":"acme","phone_number":"+447700900123"}`, 400, "unknown_provider"},
+		{"letters in number", `{"provider":"gate","phone_number":"+44 77 00 CALL ME"}`, 400, "invalid_phone_number"},
+		{"too short", `{"provider":"gate","phone_number":"+12"}`, 400, "invalid_phone_number"},
+		{"no modem chosen", `{"provider":"gate","phone_number":"+447700900123"}`, 400, "modem_required"},
+		{"unknown modem", `{"provider":"gate","phone_number":"+447700900123","modem":"999999999999999"}`, 404, "modem_not_found"},
+		{"unknown iccid", `{"provider":"gate","phone_number":"+447700900123","modem":"iccid:8944000"}`, 404, "modem_not_found"},
+		{"http url", `{"url":"http://example.test/x","modem":"356938035643809"}`, 400, "bad_url"},
+		{"url and phone", `{"url":"https://example.test/x","phone_number":"+447700900123","modem":"356938035643809"}`, 400, "bad_request"},
+		{"bad version", `{"provider":"idlayr","version":"v9","phone_number":"+447700900123","modem":"356938035643809"}`, 400, "bad_request"},
+		{"accepted", `{"provider":"gate","phone_number":"+44 7700-900123","modem":"imei:356938035643809"}`, 202, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, m, _ := post(t, c, "/v1/checks", tt.body)
+			if st != tt.status && !(tt.status == 202 && st == 200) {
+				t.Fatalf("status %d, want %d: %v", st, tt.status, m)
+			}
+			if tt.code != "" && m["code"] != tt.code {
+				t.Errorf("code %v, want %s", m["code"], tt.code)
+			}
+			if tt.code == "" && m["phone_number"] != "+447700900123" {
+				t.Errorf("number not normalised: %v", m["phone_number"])
+			}
+		})
+	}
+	resp, err := c.Get("http://simproof/v1/checks/chk_nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("unknown check: %d", resp.StatusCode)
+	}
+}
+
+func TestQueueBoundAndOnePerModem(t *testing.T) {
+	g := &gateProvider{release: make(chan struct{}), running: map[string]int{}}
+	c := startScheduler(t, 3, g, "356938035643809", "356938035643817")
+	body := func(m string) string {
+		return `{"provider":"gate","phone_number":"+447700900123","modem":"` + m + `"}`
+	}
+	// One runs on each modem, three wait: the queue is full.
+	accepted := 0
+	for i := 0; i < 5; i++ {
+		m := []string{"356938035643809", "356938035643817"}[i%2]
+		if st, _, _ := post(t, c, "/v1/checks", body(m)); st == 202 {
+			accepted++
+		}
+		if i < 2 {
+			waitRunning(t, g, i+1)
+		}
+	}
+	if accepted != 5 {
+		t.Fatalf("accepted %d of 5 (2 running + 3 queued)", accepted)
+	}
+	st, m, h := post(t, c, "/v1/checks", body("356938035643809"))
+	if st != 429 || m["code"] != "queue_full" || h.Get("Retry-After") == "" {
+		t.Fatalf("over the queue: %d %v Retry-After %q", st, m, h.Get("Retry-After"))
+	}
+	// A connect while a check runs is refused, not interleaved.
+	if st, m, _ := post(t, c, "/v1/modems/356938035643809/connect", ``); st != 409 || m["code"] != "modem_busy" {
+		t.Errorf("connect during a check: %d %v", st, m)
+	}
+	for i := 0; i < 5; i++ {
+		g.release <- struct{}{}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.maxPer != 1 || g.maxAll != 2 {
+		t.Errorf("concurrency: %d per modem (want 1), %d overall (want 2)", g.maxPer, g.maxAll)
+	}
+}
+
+func waitRunning(t *testing.T, g *gateProvider, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		g.mu.Lock()
+		all := g.all
+		g.mu.Unlock()
+		if all >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%d checks never started", n)
+}

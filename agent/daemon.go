@@ -75,6 +75,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		d.Backends["at"] = at.NewBackend(at.BackendOptions{Ports: ports, CommandTimeout: cfg.AT.CommandTimeout,
 			RefreshEvery: cfg.AT.RefreshEvery, Log: log, Trace: cfg.AT.Trace})
 	}
+	if cfg.ModemManager.Enabled {
+		b, err := newMMBackend(ctx, cfg.ModemManager, log)
+		if err != nil {
+			return err
+		}
+		d.Backends["modemmanager"] = b
+	}
 	d.Providers, d.ProviderStatus = buildProviders(cfg)
 	for _, st := range d.ProviderStatus {
 		if st.State == "failed" {

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/simproof/simproof/modem"
@@ -46,8 +47,47 @@ type Backend struct {
 	events chan modem.Event
 
 	mu     sync.Mutex
-	modems map[string]*Modem // by id, while the port is open
-	status map[string]string // by device: "" ok, else the last error
+	modems map[string]*Modem        // by id, while the port is open
+	status map[string]string        // by device: "" ok, else the last error
+	stats  map[string]*portCounters // by device, across reopens
+}
+
+// PortStats are one port's counters since the backend started, across
+// reopens (for metrics).
+type PortStats struct {
+	Device       string
+	Commands     uint64 // commands sent
+	Errors       uint64 // final result codes other than OK/CONNECT
+	Timeouts     uint64 // commands with no final result code in time
+	GarbageBytes uint64 // line noise skipped
+	Opens        uint64 // successful opens of the port
+}
+
+type portCounters struct {
+	commands, errors, timeouts, garbage, opens atomic.Uint64
+}
+
+// PortStats returns every configured port's counters, in configuration order.
+func (b *Backend) PortStats() []PortStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []PortStats
+	for _, p := range b.opts.Ports {
+		c := b.counters(p.Device)
+		out = append(out, PortStats{Device: p.Device, Commands: c.commands.Load(), Errors: c.errors.Load(),
+			Timeouts: c.timeouts.Load(), GarbageBytes: c.garbage.Load(), Opens: c.opens.Load()})
+	}
+	return out
+}
+
+// counters returns the port's counters; b.mu must be held.
+func (b *Backend) counters(dev string) *portCounters {
+	c, ok := b.stats[dev]
+	if !ok {
+		c = &portCounters{}
+		b.stats[dev] = c
+	}
+	return c
 }
 
 // NewBackend returns a backend for opts.Ports; Run starts it.
@@ -71,7 +111,7 @@ func NewBackend(opts BackendOptions) *Backend {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Backend{opts: opts, log: opts.Log.With("backend", "at"), events: make(chan modem.Event, 64),
-		modems: map[string]*Modem{}, status: map[string]string{}}
+		modems: map[string]*Modem{}, status: map[string]string{}, stats: map[string]*portCounters{}}
 }
 
 // Events delivers modem.added/changed/removed; it closes when Run returns.
@@ -174,11 +214,16 @@ func (b *Backend) session(ctx context.Context, p PortConfig, log *slog.Logger) (
 		trace = func(dir byte, line string) { log.Debug("at", "dir", string(dir), "line", line) }
 	}
 	eng := New(rw, Options{Timeout: b.opts.CommandTimeout, Trace: trace})
+	b.mu.Lock()
+	ctr := b.counters(p.Device)
+	b.mu.Unlock()
+	ctr.opens.Add(1)
 	defer func() {
 		eng.Close()
 		rw.Close()
+		ctr.garbage.Add(eng.Stats().GarbageBytes)
 	}()
-	m := &Modem{b: b, port: p, eng: eng, regs: map[string]string{}}
+	m := &Modem{b: b, port: p, eng: eng, regs: map[string]string{}, ctr: ctr}
 	if err := m.identify(ctx); err != nil {
 		return false, fmt.Errorf("identify %s: %w", p.Device, err)
 	}
@@ -209,6 +254,7 @@ type Modem struct {
 	b    *Backend
 	port PortConfig
 	eng  *Engine
+	ctr  *portCounters
 
 	// ops serialises multi-command sequences (identify, refresh, connect) so
 	// their answers do not interleave with another sequence's.
@@ -240,9 +286,25 @@ func (m *Modem) markGone() {
 
 // cmd runs one command; a dead port becomes modem.ErrGone.
 func (m *Modem) cmd(ctx context.Context, c string) ([]string, error) {
-	lines, err := m.eng.Command(ctx, c)
-	if err != nil && errors.Is(err, ErrClosed) {
-		return nil, fmt.Errorf("%s %s: %w: %v", m.port.Device, c, modem.ErrGone, err)
+	return m.count(m.eng.Command(ctx, c))
+}
+
+// cmdTimeout runs a command that may take longer than the default timeout
+// (activations on the network side).
+func (m *Modem) cmdTimeout(ctx context.Context, c string, d time.Duration) ([]string, error) {
+	return m.count(m.eng.CommandTimeout(ctx, c, d))
+}
+
+func (m *Modem) count(lines []string, err error) ([]string, error) {
+	m.ctr.commands.Add(1)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrClosed):
+		return nil, fmt.Errorf("%s: %w: %v", m.port.Device, modem.ErrGone, err)
+	case errors.Is(err, ErrTimeout):
+		m.ctr.timeouts.Add(1)
+	default:
+		m.ctr.errors.Add(1)
 	}
 	return lines, err
 }

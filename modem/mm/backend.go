@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -62,6 +63,9 @@ type Backend struct {
 
 	// dropped is written by the loop only.
 	dropped uint64
+	// resyncs counts full resyncs (start, ModemManager restarts, bus
+	// reconnects), for metrics.
+	resyncs atomic.Uint64
 
 	// mu guards the fields below. The loop goroutine is their only writer,
 	// except owned, which Connect and Disconnect also write; the loop reads
@@ -158,6 +162,11 @@ func (b *Backend) Close() error {
 	<-b.done
 	return nil
 }
+
+// Resyncs is how many times the backend rebuilt its whole picture from
+// ModemManager (at start, after ModemManager restarted, after a bus
+// reconnect).
+func (b *Backend) Resyncs() uint64 { return b.resyncs.Load() }
 
 // Events delivers Added, Removed and Changed for every modem. A Changed for
 // an id the reader has not seen (its Added was dropped) is an addition.
@@ -383,6 +392,7 @@ func (b *Backend) handle(conn *dbus.Conn, s *dbus.Signal) {
 // resync replaces the whole picture with ModemManager's: run at start, when
 // the daemon (re)appears and after a bus reconnect.
 func (b *Backend) resync(ctx context.Context, conn *dbus.Conn) {
+	b.resyncs.Add(1)
 	owner, err := b.nameOwner(ctx, conn)
 	if err != nil || owner == "" {
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/user"
@@ -121,7 +122,8 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	defer journal.Close()
-	sched := NewScheduler(SchedulerOptions{Checks: cfg.Checks, SIMs: cfg.SIMs, APN: cfg.APNDefault,
+	met := NewMetrics()
+	sched := NewScheduler(SchedulerOptions{Checks: cfg.Checks, SIMs: cfg.SIMs, APN: cfg.APNDefault, Metrics: met,
 		IDlayrVersion: cfg.Providers.IDlayr.Version, Providers: d.Providers, Pinner: d.Pinner, Journal: journal,
 		Registry: reg, Hub: hub, Log: log})
 	if err := sched.Start(ctx); err != nil {
@@ -135,6 +137,23 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 	api := &API{Version: version.Version, Started: time.Now(), Registry: reg, Hub: hub, Status: d.status}
 	h := api.Handler()
 	(&CheckAPI{S: sched, Registry: reg}).Register(api)
+	metricsHandler := met.Handler(reg, d.Backends)
+	api.Handle("GET /metrics", metricsHandler)
+	if cfg.MetricsListen != "" {
+		ml, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics_listen %s: %w", cfg.MetricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /metrics", metricsHandler)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := Serve(ctx, ml, mux, log, time.Second); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener stopped", "err", err)
+			}
+		}()
+	}
 	log.Info("simproofd serving", "socket", l.Addr().String(), "version", version.Version,
 		"backends", len(d.Backends), "providers", len(d.Providers))
 	err = Serve(ctx, l, h, log, 10*time.Second)

@@ -29,3 +29,5 @@ func newMMBackend(ctx context.Context, c config.ModemManager, log *slog.Logger) 
 	}
 	return mmRunner{b}, nil
 }
+
+func (r mmRunner) Resyncs() uint64 { return r.b.Resyncs() }

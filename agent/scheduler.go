@@ -36,6 +36,8 @@ type SchedulerOptions struct {
 	Registry      *Registry
 	Hub           *Hub
 	Log           *slog.Logger
+	// Metrics counts finished checks; nil: none.
+	Metrics *Metrics
 	// ReadSecret reads a secret file (SIM passwords); nil means verify.ReadSecretFile.
 	ReadSecret func(string) ([]byte, error)
 }
@@ -532,6 +534,7 @@ func (s *Scheduler) finish(l *liveCheck, c *Check) {
 	if err := s.update(l, c); err != nil {
 		s.log.Error("journal write failed for a finished check", "check", c.ID, "err", err)
 	}
+	s.o.Metrics.CheckFinished(c)
 	s.log.Info("check finished", "check", c.ID, "provider", c.Provider, "modem", c.Modem, "status", c.Status,
 		"code", checkCode(c))
 	close(l.done)

@@ -76,7 +76,8 @@ func startScheduler(t *testing.T, queue int, p verify.Provider, ids ...string) *
 	}
 	cfg := config.Default()
 	cfg.Checks.Queue = queue
-	s := NewScheduler(SchedulerOptions{Checks: cfg.Checks, APN: cfg.APNDefault, Providers: map[string]verify.Provider{"gate": p, "idlayr": p},
+	met := NewMetrics()
+	s := NewScheduler(SchedulerOptions{Checks: cfg.Checks, APN: cfg.APNDefault, Metrics: met, Providers: map[string]verify.Provider{"gate": p, "idlayr": p},
 		Pinner: nopPinner{}, Journal: j, Registry: reg, Hub: hub})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Start(ctx); err != nil {
@@ -85,6 +86,7 @@ func startScheduler(t *testing.T, queue int, p verify.Provider, ids ...string) *
 	api := &API{Started: time.Now(), Registry: reg, Hub: hub}
 	h := api.Handler()
 	(&CheckAPI{S: s, Registry: reg}).Register(api)
+	api.Handle("GET /metrics", met.Handler(reg, nil))
 	path := filepath.Join(dir, "s.sock")
 	l, err := ListenUnix(path, 0o600, -1)
 	if err != nil {
@@ -210,4 +212,38 @@ func waitRunning(t *testing.T, g *gateProvider, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("%d checks never started", n)
+}
+
+func TestMetricsAfterChecks(t *testing.T) {
+	g := &gateProvider{release: make(chan struct{}), running: map[string]int{}}
+	close(g.release)
+	c := startScheduler(t, 8, g, "356938035643809")
+	for i := 0; i < 3; i++ {
+		if st, m, _ := post(t, c, "/v1/checks?wait=10s", `{"provider":"gate","phone_number":"+447700900123","modem":"356938035643809"}`); st != 200 {
+			t.Fatalf("check: %d %v", st, m)
+		}
+	}
+	resp, err := c.Get("http://simproof/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(raw)
+	for _, want := range []string{
+		`simproof_checks_total{provider="gate",outcome="verified"} 3`,
+		`simproof_check_duration_seconds_count{provider="gate"} 3`,
+		`simproof_check_duration_seconds_bucket{provider="gate",le="+Inf"} 3`,
+		`simproof_modems 1`,
+		`simproof_modem_connected{modem="356938035643809"} 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q:\n%s", want, text)
+		}
+	}
+	for _, secret := range []string{"8944356938035643809", "447700900123"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("metrics hold %q (ICCID or phone number)", secret)
+		}
+	}
 }

@@ -37,6 +37,8 @@ type API struct {
 	Registry *Registry
 	Hub      *Hub
 	Status   func() []BackendStatus
+	// Peers decides who may use the API (SO_PEERCRED); nil allows all.
+	Peers *PeerPolicy
 
 	mux *http.ServeMux
 }
@@ -56,6 +58,10 @@ func (a *API) Handle(pattern string, h http.HandlerFunc) { a.mux.HandleFunc(patt
 
 // serve caps bodies and turns the mux's plain-text 404/405 into problem+json.
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
+	if ok, why := a.Peers.Allow(r); !ok {
+		writeProblem(w, http.StatusForbidden, CodeForbidden, why)
+		return
+	}
 	if r.ContentLength > MaxBody {
 		writeProblem(w, http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
 			fmt.Sprintf("request body of %d bytes is over the %d-byte cap", r.ContentLength, MaxBody))

@@ -56,9 +56,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 		gid, _ = strconv.Atoi(g.Gid)
 	}
-	l, err := ListenUnix(cfg.Socket.Path, mode, gid)
+	l, err := activatedListener()
 	if err != nil {
 		return err
+	}
+	if l == nil {
+		if l, err = ListenUnix(cfg.Socket.Path, mode, gid); err != nil {
+			return err
+		}
+	} else {
+		log.Info("using the socket systemd passed", "socket", l.Addr().String())
 	}
 	defer l.Close()
 
@@ -134,7 +141,8 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 		defer u.UnpinAll()
 	}
 
-	api := &API{Version: version.Version, Started: time.Now(), Registry: reg, Hub: hub, Status: d.status}
+	api := &API{Version: version.Version, Started: time.Now(), Registry: reg, Hub: hub, Status: d.status,
+		Peers: NewPeerPolicy(cfg.Socket.AllowUIDs, cfg.Socket.AllowGIDs)}
 	h := api.Handler()
 	(&CheckAPI{S: sched, Registry: reg}).Register(api)
 	metricsHandler := met.Handler(reg, d.Backends)
@@ -156,7 +164,25 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 	}
 	log.Info("simproofd serving", "socket", l.Addr().String(), "version", version.Version,
 		"backends", len(d.Backends), "providers", len(d.Providers))
+	sd := notifier{log: log}
+	wg.Add(2)
+	go func() { defer wg.Done(); sd.watchdog(ctx, sched.Alive) }()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			sd.send(fmt.Sprintf("STATUS=%d modems, %d checks running", len(reg.List()), sched.Running()))
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	sd.send("READY=1")
 	err = Serve(ctx, l, h, log, 10*time.Second)
+	sd.send("STOPPING=1")
 	cancel()
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/simproof/simproof/config"
@@ -32,14 +33,14 @@ func buildProviders(cfg config.Config) (map[string]verify.Provider, []BackendSta
 	}
 	c := cfg.Checks
 
-	if id := cfg.Providers.IDlayr; id.ClientID != "" || fileExists(id.CredentialsFile) {
+	if id := cfg.Providers.IDlayr; id.ClientID != "" || fileExists(SecretPath(id.CredentialsFile)) {
 		p, err := func() (verify.Provider, error) {
 			var creds idlayr.Credentials
 			var err error
 			if id.ClientID != "" {
-				creds, err = idlayr.CredentialsFromConfig(id.ClientID, id.ClientSecretFile, id.DataResidency)
+				creds, err = idlayr.CredentialsFromConfig(id.ClientID, SecretPath(id.ClientSecretFile), id.DataResidency)
 			} else {
-				creds, err = idlayr.LoadCredentials(id.CredentialsFile)
+				creds, err = idlayr.LoadCredentials(SecretPath(id.CredentialsFile))
 				if err == nil && id.DataResidency != "" {
 					creds.DataResidency = id.DataResidency
 				}
@@ -83,7 +84,7 @@ func readSecret(path, key string) (string, error) {
 	if path == "" {
 		return "", fmt.Errorf("%s is not set", key)
 	}
-	b, err := verify.ReadSecretFile(path)
+	b, err := verify.ReadSecretFile(SecretPath(path))
 	if err != nil {
 		return "", err
 	}
@@ -100,4 +101,25 @@ func fileExists(path string) bool {
 	}
 	_, err := os.Stat(path)
 	return err == nil || !errors.Is(err, os.ErrNotExist)
+}
+
+// SecretPath resolves a secret file setting against systemd's credentials
+// (LoadCredential=): a bare name ("plasgate.key") is looked up in
+// $CREDENTIALS_DIRECTORY, and so is an absolute path that does not exist
+// but whose base name was passed as a credential. Everything else is used
+// as written.
+func SecretPath(p string) string {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if p == "" || dir == "" {
+		return p
+	}
+	if !strings.Contains(p, "/") {
+		return filepath.Join(dir, p)
+	}
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		if c := filepath.Join(dir, filepath.Base(p)); fileExists(c) {
+			return c
+		}
+	}
+	return p
 }

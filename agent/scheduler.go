@@ -136,6 +136,43 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	return nil
 }
 
+// Alive proves the scheduler is not wedged: its lock is free within the
+// deadline and the journal answers a read.
+func (s *Scheduler) Alive(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() {
+		s.mu.Lock()
+		queued := s.queued
+		s.mu.Unlock()
+		_, err := s.o.Journal.List(nil, 1)
+		if err == nil && queued < 0 {
+			err = fmt.Errorf("queue count %d", queued)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("scheduler did not answer: %w", ctx.Err())
+	}
+}
+
+// Running is the number of checks queued or running now.
+func (s *Scheduler) Running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.live {
+		select {
+		case <-l.done:
+		default:
+			n++
+		}
+	}
+	return n
+}
+
 // Wait blocks until every worker has stopped (after ctx ended).
 func (s *Scheduler) Wait() { s.wg.Wait() }
 
@@ -352,7 +389,7 @@ func (s *Scheduler) ConnectParams(info modem.Info) (modem.ConnectParams, error) 
 		}
 		p.User = sc.User
 		if sc.PasswordFile != "" {
-			pw, err := s.o.ReadSecret(sc.PasswordFile)
+			pw, err := s.o.ReadSecret(SecretPath(sc.PasswordFile))
 			if err != nil {
 				return p, fmt.Errorf("sims[%s].password_file: %w", verify.MaskPhone(sc.ICCID), err)
 			}

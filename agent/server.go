@@ -23,6 +23,7 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:    func(net.Listener) context.Context { return ctx },
+		ConnContext:    withPeer,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

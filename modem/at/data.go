@@ -27,7 +27,10 @@ func (m *Modem) Connect(ctx context.Context, p modem.ConnectParams) (modem.DataI
 	if cur := m.Info().Data; cur.Connected && (p.APN == "" || cur.APN == p.APN) {
 		return cur, nil
 	}
-	prof := m.profile()
+	prof, err := m.profile(ctx)
+	if err != nil {
+		return modem.DataInfo{}, fmt.Errorf("connect %s: %w", m.port.Device, err)
+	}
 	pdp := map[string]string{"ipv4": "IP", "ipv6": "IPV6", "ipv4v6": "IPV4V6", "": "IP"}[p.IPType]
 	if pdp == "" {
 		return modem.DataInfo{}, fmt.Errorf("connect %s: unknown ip type %q", m.port.Device, p.IPType)
@@ -58,19 +61,26 @@ func (m *Modem) Connect(ctx context.Context, p modem.ConnectParams) (modem.DataI
 	if err := prof.activate(ctx, m, p); err != nil {
 		return modem.DataInfo{}, fmt.Errorf("connect %s (%s profile): %w", m.port.Device, prof.name, err)
 	}
-	v4, v6, err := m.readIPConfig(ctx)
+	var v4, v6 *modem.IPConfig
+	if prof.ipConfig != nil {
+		v4, v6, err = prof.ipConfig(ctx, m, p)
+	} else {
+		v4, v6, err = m.readIPConfig(ctx)
+	}
 	if err != nil {
-		return modem.DataInfo{}, err
+		return modem.DataInfo{}, fmt.Errorf("connect %s (%s profile): %w", m.port.Device, prof.name, err)
 	}
 	d := modem.DataInfo{Connected: true, Interface: m.netDevice(prof), APN: p.APN, IPv4: v4, IPv6: v6}
 	if prof.dhcp {
-		// The modem runs a DHCP server on its net device: the address the
-		// host must use comes from there, not from the PDP context.
-		if d.IPv4 != nil {
-			d.IPv4.Method = "dhcp"
-		} else {
-			d.IPv4 = &modem.IPConfig{Method: "dhcp"}
+		// The modem routes for the host and serves DHCP on its net device:
+		// the address the host must use comes from that server, not from
+		// the PDP context, so none is given (the daemon runs a DHCPv4
+		// client when the address is empty). IPv6 there comes from router
+		// advertisements, which simproof does not configure.
+		if d.IPv4 == nil {
+			return modem.DataInfo{}, fmt.Errorf("connect %s (%s profile): %w: the modem serves its bearer by DHCPv4 and the context has no IPv4 address", m.port.Device, prof.name, modem.ErrUnsupported)
 		}
+		d.IPv4, d.IPv6 = &modem.IPConfig{Method: "dhcp", DNS: []string{}}, nil
 	}
 	m.mu.Lock()
 	m.info.Data = d
@@ -87,7 +97,10 @@ func (m *Modem) Disconnect(ctx context.Context) error {
 	if m.isGone() {
 		return fmt.Errorf("disconnect %s: %w", m.port.Device, modem.ErrGone)
 	}
-	prof := m.profile()
+	prof, err := m.profile(ctx)
+	if err != nil {
+		return fmt.Errorf("disconnect %s: %w", m.port.Device, err)
+	}
 	if err := prof.deactivate(ctx, m); err != nil {
 		return fmt.Errorf("disconnect %s (%s profile): %w", m.port.Device, prof.name, err)
 	}

@@ -1,0 +1,105 @@
+package sim
+
+import "strings"
+
+// ubloxCommands are a u-blox TOBY-L2's networking commands; the call
+// itself is +CGACT, as in the generic dialogue:
+//
+//	AT+UBMCONF?      → +UBMCONF: <mode>  (1 router, 2 bridge); AT+UBMCONF=<mode>
+//	AT+UUSBCONF?     → +UUSBCONF: 2,"ECM",,"0x1143"
+//	AT+UAUTHREQ=<cid>,<auth>[,"<user>","<pass>"]
+//	AT+UIPADDR=<cid> → +UIPADDR: <cid>,"usb0","<gateway>","<mask>","<ipv6/bits>",""
+//	                   (empty fields while the context is down)
+//
+// +UCEDATA stays unknown (+CME ERROR: 4) so that ModemManager's u-blox
+// plugin uses +CGACT, as the reference run did.
+func ubloxCommands(vs *vendorState) map[string]handler {
+	return map[string]handler{
+		"+UBMCONF": func(c *call) error {
+			switch c.req.op {
+			case opQuery:
+				c.say("+UBMCONF: %d", vs.ubmconf)
+			case opTest:
+				c.say("+UBMCONF: (1-2)")
+			case opSet:
+				n, err := c.intArg(c.params(), 0, -1, 1, 2)
+				if err != nil || n < 0 {
+					return errIncorrectParams
+				}
+				vs.ubmconf = n
+			default:
+				return errUnsupported
+			}
+			return nil
+		},
+		"+UUSBCONF": func(c *call) error {
+			if c.req.op != opQuery {
+				return errUnsupported
+			}
+			c.say(`+UUSBCONF: 2,"ECM",,"0x1143"`)
+			return nil
+		},
+		"+UAUTHREQ": uauthreq,
+		"+UIPADDR":  uipaddr,
+	}
+}
+
+func uauthreq(c *call) error {
+	switch c.req.op {
+	case opTest:
+		c.say("+UAUTHREQ: (1-8),(0-3),,")
+		return nil
+	case opSet:
+	default:
+		return errUnsupported
+	}
+	ps := c.params()
+	ctx, err := c.ctxArg(ps, 0)
+	if err != nil || len(ps) < 2 {
+		return errIncorrectParams
+	}
+	auth, err := c.intArg(ps, 1, 0, 0, 3)
+	if err != nil {
+		return err
+	}
+	ctx.auth, ctx.user, ctx.pass = auth, "", ""
+	if len(ps) > 2 {
+		ctx.user = ps[2].val
+	}
+	if len(ps) > 3 {
+		ctx.pass = ps[3].val
+	}
+	return nil
+}
+
+func uipaddr(c *call) error {
+	switch c.req.op {
+	case opTest:
+		c.say("+UIPADDR: %s", cidList(c.st.sortedContexts(), false))
+		return nil
+	case opExec, opSet:
+	default:
+		return errUnsupported
+	}
+	ctxs, err := c.listed(c.params())
+	if err != nil {
+		return err
+	}
+	b := c.st.bearer
+	for _, ctx := range ctxs {
+		v4, v6 := c.st.addrs(ctx)
+		if !v4.IsValid() && !v6.IsValid() {
+			c.say(`+UIPADDR: %d,"","","","",""`, ctx.cid)
+			continue
+		}
+		f := []string{quote("usb0"), quote(""), quote(""), quote(""), quote("")}
+		if v4.IsValid() {
+			f[1], f[2] = quote(or4(b.Gateway4)), quote(mask4(v4.Bits()))
+		}
+		if v6.IsValid() {
+			f[3] = quote(strings.ToUpper(v6.String()))
+		}
+		c.say("+UIPADDR: %d,%s", ctx.cid, strings.Join(f, ","))
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -634,4 +635,83 @@ func findAll(text, key string) []string {
 		i += len(key) + next
 	}
 	return out
+}
+
+// TestConnectDisconnectRestores brings a data session up through the API:
+// the AT backend activates the context on the simulator, netbind applies
+// the address the modem reported in +CGCONTRDP to the veth with a table and
+// rules of the modem's own; disconnect takes back exactly that, leaving the
+// device namespace as it was.
+func TestConnectDisconnectRestores(t *testing.T) {
+	b := newBench(t, 1, false)
+	before := netState(t, b.tp.Device)
+	var m struct {
+		Data struct {
+			Connected bool   `json:"connected"`
+			Interface string `json:"interface"`
+			IPv4      struct {
+				Address string `json:"address"`
+				Prefix  int    `json:"prefix"`
+			} `json:"ipv4"`
+		} `json:"data"`
+	}
+	if st := b.do("POST", "/v1/modems/"+b.ids[0]+"/connect", nil, &m); st != 200 {
+		t.Fatalf("connect: %d %+v", st, m)
+	}
+	want := b.tp.Modems[0]
+	if !m.Data.Connected || m.Data.Interface != "wwan0" || m.Data.IPv4.Address != want.Addr4.Addr().String() {
+		t.Fatalf("data after connect: %+v", m.Data)
+	}
+	if ctx, ok := b.sims[0].Context(1); !ok || !ctx.Active {
+		t.Fatalf("simulator context not active: %+v", ctx)
+	}
+	up := netState(t, b.tp.Device)
+	if !strings.Contains(up, "addr wwan0 "+want.Addr4.String()) || !strings.Contains(up, "oif wwan0") {
+		t.Fatalf("namespace after connect lacks the bearer:\n%s", up)
+	}
+	if st := b.do("POST", "/v1/modems/"+b.ids[0]+"/disconnect", nil, &m); st != 200 || m.Data.Connected {
+		t.Fatalf("disconnect: %d %+v", st, m.Data)
+	}
+	if ctx, _ := b.sims[0].Context(1); ctx.Active {
+		t.Error("simulator context still active")
+	}
+	if after := netState(t, b.tp.Device); after != before {
+		t.Errorf("namespace not restored.\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// netState is a namespace's addresses, routes of every table and rules, as
+// sorted text.
+func netState(t *testing.T, ns *nstest.NS) string {
+	t.Helper()
+	var lines []string
+	run := func(args ...string) {
+		out, err := ns.Command(context.Background(), "ip", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			lines = append(lines, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	run("-o", "addr", "show")
+	run("route", "show", "table", "all")
+	run("-6", "route", "show", "table", "all")
+	run("rule", "show")
+	run("-6", "rule", "show")
+	var out []string
+	for _, l := range lines {
+		// Normalise "N: wwan0 inet A/P ..." to "addr wwan0 A/P" and drop
+		// counters that change on their own (IPv6 address lifetimes).
+		f := strings.Fields(l)
+		if len(f) > 3 && (f[2] == "inet" || f[2] == "inet6") {
+			l = "addr " + f[1] + " " + f[3]
+		}
+		if strings.Contains(l, "expires") {
+			continue
+		}
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
 }

@@ -9,13 +9,17 @@ import (
 	"time"
 )
 
+// readHeaderTimeout drops a client that never finishes its headers; a
+// variable so tests can shorten it.
+var readHeaderTimeout = 5 * time.Second
+
 // Serve runs the API on l until ctx ends, then shuts down gracefully: new
 // connections stop, requests in flight get up to grace to finish.
 func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger, grace time.Duration) error {
 	srv := &http.Server{
 		Handler: h,
 		// A client that never finishes its headers is dropped.
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		// Long polls (?wait=) and event streams lift this per request.
 		WriteTimeout:   2 * time.Minute,

@@ -71,11 +71,15 @@ type portCounters struct {
 func (b *Backend) PortStats() []PortStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	live := map[string]uint64{} // noise on open ports, not yet folded into the counters
+	for _, m := range b.modems {
+		live[m.port.Device] += m.eng.Stats().GarbageBytes
+	}
 	var out []PortStats
 	for _, p := range b.opts.Ports {
 		c := b.counters(p.Device)
 		out = append(out, PortStats{Device: p.Device, Commands: c.commands.Load(), Errors: c.errors.Load(),
-			Timeouts: c.timeouts.Load(), GarbageBytes: c.garbage.Load(), Opens: c.opens.Load()})
+			Timeouts: c.timeouts.Load(), GarbageBytes: c.garbage.Load() + live[p.Device], Opens: c.opens.Load()})
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -298,5 +299,53 @@ func TestRejectsQuotesInAPN(t *testing.T) {
 	defer cancel()
 	if _, err := r.modem(info.ID).Connect(ctx, modem.ConnectParams{APN: "x\"\r\nAT+CFUN=0"}); err == nil {
 		t.Fatal("an APN with a line break was sent to the modem")
+	}
+}
+
+// TestGarbageFlood pours 8 MiB of line noise into the port: the backend
+// neither crashes nor grows without bound, keeps the modem, and the modem
+// still answers afterwards.
+func TestGarbageFlood(t *testing.T) {
+	r := newRig(t, 1, nil)
+	info := r.wait(modem.Added, "")
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + i/251)
+		if i%4099 == 0 {
+			chunk[i] = '\n' // some lines end, most are far too long
+		}
+	}
+	for i := 0; i < 128; i++ {
+		r.sims[0].InjectGarbage(chunk)
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 32<<20 {
+		t.Errorf("heap grew by %d MiB during an 8 MiB flood", grew>>20)
+	}
+	if _, ok := r.b.Get(info.ID); !ok {
+		t.Fatal("the modem was dropped by line noise")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var err error
+	for i := 0; i < 5; i++ { // the first command may meet the tail of the noise
+		if _, err = r.modem(info.ID).Connect(ctx, modem.ConnectParams{APN: "internet"}); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("modem unusable after the flood: %v", err)
+	}
+	var garbage uint64
+	for _, s := range r.b.PortStats() {
+		garbage += s.GarbageBytes
+	}
+	if garbage == 0 {
+		t.Error("no line noise counted")
 	}
 }

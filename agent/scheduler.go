@@ -531,7 +531,14 @@ func (s *Scheduler) execute(ctx context.Context, m modem.Modem, info modem.Info,
 			if ev.CheckID != "" {
 				cur.ProviderCheck = ev.CheckID
 			}
-			return s.update(l, cur)
+			// Only the provider's check id must be durable before the next
+			// step (a restart resumes or reports by it); later stages change
+			// nothing a restart decides on, so they are not worth an fsync.
+			if ev.Stage == verify.StageCreated || ev.CheckID != "" {
+				return s.update(l, cur)
+			}
+			s.setLive(l, cur)
+			return nil
 		}})
 	return res, nil, err
 }
@@ -600,6 +607,14 @@ func (s *Scheduler) update(l *liveCheck, c *Check) error {
 	err := s.o.Journal.Put(c)
 	s.publish(c)
 	return err
+}
+
+// setLive stores c as the live check and publishes it, without journaling.
+func (s *Scheduler) setLive(l *liveCheck, c *Check) {
+	l.mu.Lock()
+	l.check = c
+	l.mu.Unlock()
+	s.publish(c)
 }
 
 func (s *Scheduler) publish(c *Check) {

@@ -59,6 +59,7 @@ func (m *Modem) Connect(ctx context.Context, p modem.ConnectParams) (modem.DataI
 		return modem.DataInfo{}, err
 	}
 	if err := prof.activate(ctx, m, p); err != nil {
+		m.rollback(ctx, prof)
 		return modem.DataInfo{}, fmt.Errorf("connect %s (%s profile): %w", m.port.Device, prof.name, err)
 	}
 	var v4, v6 *modem.IPConfig
@@ -68,6 +69,7 @@ func (m *Modem) Connect(ctx context.Context, p modem.ConnectParams) (modem.DataI
 		v4, v6, err = m.readIPConfig(ctx)
 	}
 	if err != nil {
+		m.rollback(ctx, prof)
 		return modem.DataInfo{}, fmt.Errorf("connect %s (%s profile): %w", m.port.Device, prof.name, err)
 	}
 	d := modem.DataInfo{Connected: true, Interface: m.netDevice(prof), APN: p.APN, IPv4: v4, IPv6: v6}
@@ -78,6 +80,7 @@ func (m *Modem) Connect(ctx context.Context, p modem.ConnectParams) (modem.DataI
 		// client when the address is empty). IPv6 there comes from router
 		// advertisements, which simproof does not configure.
 		if d.IPv4 == nil {
+			m.rollback(ctx, prof)
 			return modem.DataInfo{}, fmt.Errorf("connect %s (%s profile): %w: the modem serves its bearer by DHCPv4 and the context has no IPv4 address", m.port.Device, prof.name, modem.ErrUnsupported)
 		}
 		d.IPv4, d.IPv6 = &modem.IPConfig{Method: "dhcp", DNS: []string{}}, nil

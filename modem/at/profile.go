@@ -198,6 +198,23 @@ func authCode(auth string, def int) int {
 	return def
 }
 
+// rollbackTimeout bounds taking down a call whose connect failed half-way,
+// even when the connect's own context has ended.
+const rollbackTimeout = 10 * time.Second
+
+// rollback takes down a call whose connect failed after activation began,
+// so that the next connect does not find the context active (+CGDCONT
+// refuses to redefine an active context) and no call is left up that the
+// modem object does not show. Best effort: the connect's error is what
+// the caller needs.
+func (m *Modem) rollback(ctx context.Context, p profile) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	if err := p.deactivate(ctx, m); err != nil {
+		m.b.log.Debug("taking down a half-made call failed", "port", m.port.Device, "profile", p.name, "err", err)
+	}
+}
+
 // pollEvery spaces the status queries that confirm a vendor activation or
 // deactivation; a URC the profile waits for cuts the wait short.
 const pollEvery = 500 * time.Millisecond

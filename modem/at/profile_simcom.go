@@ -24,8 +24,10 @@ import (
 // there the activation fails with the modem's error and profile generic
 // (+CGACT) is the thing to configure.
 var simcomProfile = profile{
-	name:       "simcom",
-	netDevice:  "wwan0",
-	activate:   func(ctx context.Context, m *Modem, p modem.ConnectParams) error { return qcrmcallStart(ctx, m, p, true) },
+	name:      "simcom",
+	netDevice: "wwan0",
+	activate: func(ctx context.Context, m *Modem, p modem.ConnectParams) error {
+		return qcrmcallStart(ctx, m, p, true)
+	},
 	deactivate: qcrmcallStop,
 }

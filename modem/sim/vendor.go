@@ -101,6 +101,29 @@ func (m *Modem) UseVendor(name string) error {
 	return nil
 }
 
+// Exec runs one command line (the leading "AT" optional) as a port with
+// the default settings would, and returns its answer: the lines without
+// framing, joined by "\n", the final result code last. It is for setting a
+// modem up the way its own commands do (Exec(`AT+QCFG="usbnet",2`),
+// Exec("AT+UBMCONF=1")); no URC it raises reaches it.
+func (m *Modem) Exec(line string) string {
+	body := strings.TrimSpace(line)
+	if len(body) >= 2 && strings.EqualFold(body[:2], "AT") {
+		body = body[2:]
+	}
+	s := newSession(m, nil, nil)
+	m.mu.Lock()
+	out := m.execute(s, body)
+	m.mu.Unlock()
+	var lines []string
+	for _, l := range strings.Split(strings.ReplaceAll(string(out), "\r", "\n"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 // allVendorCommands is every command name a vendor dialogue adds, so that
 // switching vendors leaves none of the old one's behind.
 func allVendorCommands() map[string]bool {

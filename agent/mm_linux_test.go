@@ -48,7 +48,6 @@ func TestBackendsAgree(t *testing.T) {
 	viaAT := serveBackend(t, "at", atb)
 
 	id := m.Identity().IMEI
-	a, b := waitModem(t, viaMM, id), waitModem(t, viaAT, id)
 	fields := func(v map[string]any) map[string]any {
 		sim := v["sim"].(map[string]any)
 		return map[string]any{
@@ -59,13 +58,31 @@ func TestBackendsAgree(t *testing.T) {
 			"sim.own_numbers": sim["own_numbers"],
 		}
 	}
-	fa, fb := fields(a), fields(b)
-	for k := range fa {
-		ja, _ := json.Marshal(fa[k])
-		jb, _ := json.Marshal(fb[k])
-		if string(ja) != string(jb) {
-			t.Errorf("%s: modemmanager %s, at %s", k, ja, jb)
+	diff := func(a, b map[string]any) []string {
+		var out []string
+		fa, fb := fields(a), fields(b)
+		for k := range fa {
+			ja, _ := json.Marshal(fa[k])
+			jb, _ := json.Marshal(fb[k])
+			if string(ja) != string(jb) {
+				out = append(out, fmt.Sprintf("%s: modemmanager %s, at %s", k, ja, jb))
+			}
 		}
+		return out
+	}
+	// ModemManager fills properties in as it enables the modem: wait,
+	// bounded, until both views settle on the same values.
+	a, b := waitModem(t, viaMM, id), waitModem(t, viaAT, id)
+	deadline := time.Now().Add(30 * time.Second)
+	for d := diff(a, b); len(d) > 0; d = diff(a, b) {
+		if time.Now().After(deadline) {
+			for _, line := range d {
+				t.Error(line)
+			}
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+		a, b = waitModem(t, viaMM, id), waitModem(t, viaAT, id)
 	}
 	if a["backend"] != "modemmanager" || b["backend"] != "at" {
 		t.Errorf("backends %v %v", a["backend"], b["backend"])

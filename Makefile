@@ -7,20 +7,24 @@ LDFLAGS := -s -w -X github.com/simproof/simproof/internal/version.Version=$(VERS
 BIN := bin
 FUZZTIME ?= 5s
 
-.PHONY: all build demo test test-deps vet unit fuzz-short fuzz cross clean
+.PHONY: all build demo demo-netns test test-deps vet unit fuzz-short fuzz cross clean
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/simproofd ./cmd/simproof
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/simproofd ./cmd/simproof ./cmd/simproof-emulator
 
 # The whole job on simulated modems and emulated providers: no root, no
 # hardware, no credentials.
 demo: build
 	$(BIN)/simproof demo
 
+# The same on a network bench in namespaces (root): traffic over wwan0, not eth0.
+demo-netns: build
+	scripts/netns-demo.sh
+
 # Installs what the tests need (as root, with apt-get), then runs every test.
-test: test-deps vet unit fuzz-short
+test: test-deps vet unit fuzz-short cross
 
 test-deps:
 	@scripts/install-test-deps.sh
@@ -53,6 +57,15 @@ cross:
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm GOMIPS=softfloat \
 			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out/ ./cmd/simproofd ./cmd/simproof || exit 1; \
 	done
+
+# Every cross-built binary's size (stripped: -s -w).
+.PHONY: packages cross-sizes
+cross-sizes: cross
+	@scripts/packaging/sizes.sh $(BIN)
+
+# .deb, .rpm and .apk for amd64, arm64 and armv7 into dist/ (packaging/README.md).
+packages: cross
+	@scripts/packaging/build.sh
 
 clean:
 	rm -rf $(BIN) dist

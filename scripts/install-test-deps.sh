@@ -4,6 +4,13 @@
 # root-only tests will skip.
 set -euo pipefail
 pkgs=(iproute2 dbus modemmanager python3-dbusmock nftables)
+# packaging/ tests: systemd-analyze, systemd-sysusers/-tmpfiles; lintian;
+# rpm to inspect the .rpm (dpkg-deb comes with dpkg).
+pkgs+=(systemd lintian rpm)
+# nfpm builds the packages; pinned (v2.46+ needs a module the proxy refuses).
+if ! "$(dirname "$0")/packaging/nfpm.sh" >/dev/null; then
+	echo "nfpm could not be installed; packaging tests will skip and say why"
+fi
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -216,3 +216,39 @@ func TestProfilesListsEveryProfile(t *testing.T) {
 		}
 	}
 }
+
+// The vendor parsers read hostile bytes: no panic, and what they accept
+// is sane.
+func FuzzVendorParsers(f *testing.F) {
+	for _, c := range []string{
+		"^DHCP: 2014064,FFFFFF,1014064,1014064,35014064,36014064,150000000,50000000",
+		"^DHCP: 0x,0x,,,,", "+QNETDEVCTL: 1,1,1,1", `+QCFG: "usbnet",1`, "$QCRMCALL: 1,V4",
+		`^NDISSTATQRY: 1,,,"IPV4",0,,,"IPV6"`, "^NDISSTAT:", "+UBMCONF: 2",
+		`+UIPADDR: 1,"usb0","100.64.1.1","255.255.255.0","",""`, "!SCACT: 1,1",
+	} {
+		f.Add(c)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		lines := strings.Split(line, "\n")
+		if c, err := parseHuaweiDHCP(lines); err == nil {
+			a, perr := netip.ParseAddr(c.Address)
+			if perr != nil || !a.Is4() || a.IsUnspecified() || c.Prefix < 1 || c.Prefix > 32 {
+				t.Errorf("^DHCP %q accepted as %+v", line, c)
+			}
+		}
+		if st, ok := parseQNETDEVCTL(lines); ok && (st.cid < 0 || st.cid > 255) {
+			t.Errorf("+QNETDEVCTL %q accepted as %+v", line, st)
+		}
+		parseQCFGUSBNet(lines)
+		parseQCRMCALL(lines)
+		for _, f := range parseNDISSTAT(line) {
+			if f.family != "ipv4" && f.family != "ipv6" {
+				t.Errorf("^NDISSTAT %q gave family %q", line, f.family)
+			}
+		}
+		parseUBMCONF(lines)
+		parseUIPADDR(lines)
+		parseSCACT(lines)
+		detectProfile(modem.Info{Manufacturer: line, Model: line})
+	})
+}

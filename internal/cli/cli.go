@@ -42,13 +42,15 @@ func (g *globals) register(fs *flag.FlagSet) {
 var commands []command
 
 func init() {
-	commands = []command{
+	// Prepend: other files' init functions may already have added theirs
+	// (init order follows file names).
+	commands = append([]command{
 		{"health", "", "show the daemon's health", cmdHealth},
 		{"modems", "", "list modems", cmdModems},
 		{"modem", "ID", "show one modem (id, imei:…, iccid:…)", cmdModem},
 		{"demo", "", "run the whole job on simulated modems and emulated providers", cmdDemo},
 		{"sim", "[--count N] [--dir DIR] …", "run simulated modems on pseudo-terminals (sim --help)", cmdSim},
-	}
+	}, commands...)
 }
 
 // AddCommand lets other files (and backends) add commands before Main runs.

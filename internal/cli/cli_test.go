@@ -12,6 +12,8 @@ import (
 
 	"github.com/simproof/simproof/agent"
 	"github.com/simproof/simproof/modem"
+	"github.com/simproof/simproof/verify"
+	"github.com/simproof/simproof/verify/redirect"
 )
 
 type staticModem struct{ info modem.Info }
@@ -90,5 +92,40 @@ func TestCommands(t *testing.T) {
 				t.Errorf("stdout is not JSON: %s", out)
 			}
 		})
+	}
+}
+
+// Every command of api.md's CLI is reachable (a lost registration once hid
+// half of them).
+func TestEveryCommandRegistered(t *testing.T) {
+	_, _, errs := run(t, "--help")
+	for _, name := range []string{"health", "modems", "modem", "connect", "disconnect", "check", "checks", "open-url", "demo", "sim"} {
+		if !strings.Contains(errs, "\n  "+name+" ") {
+			t.Errorf("usage lacks %q:\n%s", name, errs)
+		}
+		if code, _, e := run(t, name, "--bogus-flag"); code != 2 || strings.Contains(e, "unknown command") {
+			t.Errorf("%s: exit %d, %s", name, code, e)
+		}
+	}
+}
+
+func TestCheckExit(t *testing.T) {
+	tru, fal := true, false
+	tests := []struct {
+		c    agent.Check
+		want int
+	}{
+		{agent.Check{Status: "completed", Result: &agent.CheckResult{Result: &verify.Result{Verified: &tru}}}, 0},
+		{agent.Check{Status: "completed", Result: &agent.CheckResult{Result: &verify.Result{Verified: &fal, Reason: "not_mobile_ip"}}}, 1},
+		{agent.Check{Status: "completed", Result: &agent.CheckResult{Result: &verify.Result{}}}, 0},
+		{agent.Check{Status: "completed", Result: &agent.CheckResult{Device: &redirect.Result{FinalStatus: 200}}}, 0},
+		{agent.Check{Status: "failed", Error: &agent.CheckError{Code: "expired"}}, 3},
+		{agent.Check{Status: "interrupted", Error: &agent.CheckError{Code: "interrupted"}}, 3},
+		{agent.Check{Status: "running"}, 3},
+	}
+	for _, tt := range tests {
+		if got := CheckExit(&tt.c); got != tt.want {
+			t.Errorf("%s %+v: exit %d, want %d", tt.c.Status, tt.c.Result, got, tt.want)
+		}
 	}
 }

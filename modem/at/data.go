@@ -51,7 +51,9 @@ func (m *Modem) Connect(ctx context.Context, p modem.ConnectParams) (modem.DataI
 		auth := map[string]int{"none": 0, "pap": 1, "chap": 2, "": 3}[strings.ToLower(p.Auth)]
 		// Some modems lack +CGAUTH (they take credentials in the vendor
 		// command); only a dead port stops the connect here.
-		if _, err := m.cmd(ctx, fmt.Sprintf(`AT+CGAUTH=%d,%d,"%s","%s"`, dataCID, auth, p.User, p.Password)); errors.Is(err, modem.ErrGone) {
+		// cmdWithin, not cmd: its error redacts the password should the
+		// port die right here.
+		if _, err := m.cmdWithin(ctx, fmt.Sprintf(`AT+CGAUTH=%d,%d,"%s","%s"`, dataCID, auth, p.User, p.Password), 0); errors.Is(err, modem.ErrGone) {
 			return modem.DataInfo{}, err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/simproof/simproof/config"
+	"github.com/simproof/simproof/modem/at"
 )
 
 func TestProvidersFromCredentialsDirectory(t *testing.T) {
@@ -48,5 +49,11 @@ func TestProvidersFromCredentialsDirectory(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("status %+v does not name the loose file", status)
+	}
+}
+
+func TestConfigKnowsEveryATProfile(t *testing.T) {
+	if got, want := strings.Join(config.ATProfiles, ","), strings.Join(at.Profiles(), ","); got != want {
+		t.Errorf("config.ATProfiles %s, modem/at has %s", got, want)
 	}
 }

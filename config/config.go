@@ -76,10 +76,14 @@ type AT struct {
 type ATPort struct {
 	Device    string `yaml:"device"`
 	Baud      int    `yaml:"baud"`
-	Profile   string `yaml:"profile"` // auto, generic, quectel-ecm, quectel-qmi, simcom, huawei, ublox, sierra
+	Profile   string `yaml:"profile"` // one of ATProfiles
 	NetDevice string `yaml:"net_device"`
 	PINFile   string `yaml:"pin_file"`
 }
+
+// ATProfiles are the data-call profiles an AT port may name (modem/at
+// keeps the same list; a test holds them equal).
+var ATProfiles = []string{"auto", "generic", "huawei", "quectel", "quectel-ecm", "quectel-qmi", "sierra", "simcom", "ublox"}
 
 // Simulator starts built-in simulated modems, driven by the AT backend over
 // pseudo-terminals (the demo and tests; never on a real device).
@@ -350,6 +354,8 @@ func (c *Config) Validate(name string) error {
 		}
 		if p.Profile == "" {
 			c.AT.Ports[i].Profile = "auto"
+		} else {
+			oneOf(key+".profile", p.Profile, ATProfiles...)
 		}
 		if p.Baud < 0 {
 			bad(key+".baud", "must not be negative")

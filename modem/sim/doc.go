@@ -23,8 +23,8 @@
 //
 // Commands live in tables of name → handler over the modem state: V.250
 // basics in v250.go, generic 3GPP (27.007) in gen3gpp.go and gen3gpp_data.go.
-// A vendor dialogue is another table merged with addCommands (and chosen,
-// say, by Identity.Manufacturer); its handlers see the modem state (c.st),
+// A vendor dialogue is another table merged with addCommands, chosen with
+// Modem.UseVendor (which also sets the vendor's +CGMI/+CGMM); its handlers see the modem state (c.st),
 // the port (c.s), and may raise URCs with m.broadcast, which reach the
 // calling port after its answer (e.g. %IPDPACT: <cid>,1,0 after OK).
 package sim

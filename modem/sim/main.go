@@ -43,6 +43,7 @@ type simConfig struct {
 	msisdn    string
 	operator  string
 	signal    int
+	vendor    string
 	faults    Faults
 }
 
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (simConfig, error) {
 	fs.StringVar(&cfg.msisdn, "msisdn", "", "own number, E.164 with + (--count 1 only)")
 	fs.StringVar(&cfg.operator, "operator", "", `serving operator "MCCMNC" or "MCCMNC,Name" (every modem)`)
 	fs.IntVar(&cfg.signal, "signal", -1, "+CSQ rssi 0..31 or 99 (every modem)")
+	fs.StringVar(&cfg.vendor, "vendor", "", "vendor dialogue: "+strings.Join(Vendors(), ", ")+" (every modem)")
 	fs.Var(&faults, "fault", "no-sim | pin | puk | not-registered | denied | silent | slow=DUR | garbage[=N]; repeatable")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -188,6 +190,11 @@ func runSims(ctx context.Context, cfg simConfig, stdout io.Writer) error {
 			id.RSSI = cfg.signal
 		}
 		m := New(id)
+		if cfg.vendor != "" {
+			if err := m.UseVendor(cfg.vendor); err != nil {
+				return err
+			}
+		}
 		m.SetBearer(DefaultBearer(i))
 		m.SetFaults(cfg.faults)
 		modems = append(modems, m)

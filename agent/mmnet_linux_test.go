@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
 	"github.com/vishvananda/netns"
 
 	"github.com/simproof/simproof/config"
@@ -25,23 +27,40 @@ import (
 )
 
 // inNamedNS runs fn on a thread switched into the named network namespace
-// (ip netns), so sockets it creates live there.
+// (ip netns), so sockets it creates live there. The thread is switched back
+// and reused, not discarded: a discarded thread takes with it any child
+// started from it with Pdeathsig (the test harness's ModemManager and
+// polkit stand-in), whichever goroutine started them.
 func inNamedNS(t *testing.T, name string, fn func() error) {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return // still locked: the thread is discarded, it never switched
+		}
+		defer orig.Close()
 		target, err := netns.GetFromName(name)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer target.Close()
 		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		errc <- fn()
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("switch back: %w", err) // stays locked: discarded
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
 	}()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -137,14 +156,34 @@ func TestCheckThroughModemManagerBearer(t *testing.T) {
 	b := &bench{t: t, client: unixClient(sock)}
 	b.client.Timeout = 90 * time.Second
 	id := s.Identity().IMEI
-	info := waitModem(t, b, id)
-	if info["backend"] != "modemmanager" {
-		t.Fatalf("modem %v", info)
+	// A guard, not seen needed since inNamedNS stopped discarding threads
+	// (which killed the polkit stand-in and left ModemManager waiting): if
+	// ModemManager has not exported the modem in 20 s, restart it once and
+	// say so; simproof follows the restart through NameOwnerChanged.
+	exported := func(wait time.Duration) bool {
+		deadline := time.Now().Add(wait)
+		for time.Now().Before(deadline) {
+			var info map[string]any
+			if b.do("GET", "/v1/modems/"+id, nil, &info) == 200 && info["state"] == "registered" {
+				return true
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return false
 	}
+	if !exported(20 * time.Second) {
+		t.Logf("ModemManager did not probe the modem in 20 s; restarting it. Its log:\n%s", nb.Daemon.LogTail(8))
+		nb.Daemon.Kill()
+		nb.Daemon.Start()
+		if !exported(60 * time.Second) {
+			t.Fatalf("ModemManager never exported the modem as registered\nModemManager log:\n%s", nb.Daemon.LogTail(60))
+		}
+	}
+	var deadline time.Time
 
 	c, status := b.check(CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900020", Modem: id})
 	if status != 200 || c.Status != StatusCompleted || c.Result == nil || c.Result.Verified == nil || !*c.Result.Verified {
-		t.Fatalf("check through ModemManager's bearer: %d %+v %+v\nModemManager log:\n%s", status, c, c.Error, nb.Daemon.LogTail(40))
+		t.Fatalf("check through ModemManager's bearer: %d %s %+v\nModemManager log:\n%s", status, c.Status, *c.Error, nb.Daemon.LogTail(40))
 	}
 	for _, h := range c.Trace {
 		if h.Interface != "wwan0" || !strings.HasPrefix(h.LocalAddress, bearer.IPv4.Addr().String()+":") {
@@ -163,4 +202,39 @@ func TestCheckThroughModemManagerBearer(t *testing.T) {
 		t.Errorf("modem data after the check: %v", data)
 	}
 	t.Logf("verified through ModemManager's bearer on %v in %d hops", data["interface"], len(c.Trace))
+
+	// Unplugged mid-check (the kernel's remove events, as udev would report
+	// them): the check fails with modem_gone, the daemon keeps serving.
+	emu.SetFaults("+447700900020", emulator.Faults{SlowHop: 30 * time.Second})
+	var started Check
+	b.do("POST", "/v1/checks", CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900020", Modem: id}, &started)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var cur Check
+		b.do("GET", "/v1/checks/"+started.ID, nil, &cur)
+		if cur.Stage == "device" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never reached the device step: %+v", cur)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, ev := range [][2]string{{"net", "wwan0"}, {"tty", "ttyACM0"}} {
+		err := nb.Daemon.Conn().Object("org.freedesktop.ModemManager1", "/org/freedesktop/ModemManager1").Call(
+			"org.freedesktop.ModemManager1.ReportKernelEvent", 0, map[string]dbus.Variant{
+				"action": dbus.MakeVariant("remove"), "subsystem": dbus.MakeVariant(ev[0]), "name": dbus.MakeVariant(ev[1]),
+			}).Err
+		if err != nil {
+			t.Fatalf("ReportKernelEvent remove %s: %v", ev[1], err)
+		}
+	}
+	var gone Check
+	b.do("GET", "/v1/checks/"+started.ID+"?wait=30s", nil, &gone)
+	if gone.Status != StatusFailed || gone.Error == nil || gone.Error.Code != "modem_gone" {
+		t.Fatalf("check during the unplug: %s %+v", gone.Status, gone.Error)
+	}
+	if st := b.do("GET", "/v1/modems/"+id, nil, nil); st != 404 {
+		t.Errorf("unplugged modem still listed: %d", st)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/simproof/simproof/agent"
 	"github.com/simproof/simproof/modem"
@@ -113,5 +114,27 @@ tests in network namespaces prove that (see README, Testing).
 			code = ExitFailed
 		}
 	}
+	if !asJSON {
+		showMetrics(ctx, env, c)
+	}
 	return code
+}
+
+// showMetrics prints the metrics the checks above moved, as Prometheus
+// would scrape them from the socket (or metrics_listen).
+func showMetrics(ctx context.Context, env Env, c *Client) {
+	raw, err := c.Do(ctx, "GET", "/metrics", nil, nil)
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "metrics: %v\n", err)
+		return
+	}
+	fmt.Fprintln(env.Stdout, "\n$ curl --unix-socket …/simproof.sock http://simproof/metrics | grep -E 'checks_total|duration_seconds_count|signal|connected|at_commands'")
+	for _, line := range strings.Split(string(raw), "\n") {
+		for _, k := range []string{"simproof_checks_total{", "simproof_check_duration_seconds_count", "simproof_modem_signal_quality{",
+			"simproof_modem_connected{", "simproof_at_commands_total{"} {
+			if strings.HasPrefix(line, k) {
+				fmt.Fprintln(env.Stdout, line)
+			}
+		}
+	}
 }

@@ -69,3 +69,11 @@ packages: cross
 
 clean:
 	rm -rf $(BIN) dist
+
+# Measurements on a namespace bench with a userspace delay line (root, about
+# five minutes): writes BENCHMARKS.md. See bench/doc.go.
+.PHONY: bench
+bench:
+	@if [ "$$(id -u)" != 0 ]; then echo "make bench needs root (network namespaces, AF_PACKET): sudo make bench" >&2; exit 2; fi
+	@command -v curl >/dev/null || apt-get install -y curl
+	$(GO) run ./bench -out BENCHMARKS.md

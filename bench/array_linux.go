@@ -130,40 +130,57 @@ func runArray(ctx context.Context, r *rig, o options, progress func(string)) (*a
 	return res, nil
 }
 
-// runArrayDiagnostics repeats the 32-modem rounds with what the product
-// could change, one thing at a time, to show where the time goes: the
-// server-side client keeping enough idle connections for 32 concurrent
-// checks, then also the journal on tmpfs (no fsync cost). Neither is
-// simproofd's configuration; both are set from the bench. It runs last: the
-// daemon is restarted for the second.
+// runArrayDiagnostics repeats the 32-modem rounds under what the product
+// could change, to show where the time goes: the server-side client keeping
+// enough idle connections for 32 concurrent checks (rounds alternate
+// between it and simproofd's client, both warm, so machine load hits both
+// alike), and the journal on tmpfs, where a commit costs no fsync (a block
+// of its own after a daemon restart, the same alternation inside). Neither
+// is simproofd's configuration; both are set from the bench. It runs last.
 func runArrayDiagnostics(ctx context.Context, r *rig, res *arrayResult, o options, progress func(string)) error {
 	n := len(r.ids)
-	variant := func(name string) error {
-		progress("array diagnostic: " + name)
-		if _, err := r.round(ctx, n); err != nil { // warm-up under the change
-			return err
-		}
-		v := arrayVariant{Name: name}
-		for k := range o.arrayReps {
-			single, _, err := r.single(ctx, k%n)
-			if err != nil {
-				return err
-			}
-			v.Single = append(v.Single, ms(single))
-			a, err := r.round(ctx, n)
-			if err != nil {
-				return err
-			}
-			v.Rounds = append(v.Rounds, a)
-		}
-		res.Variants = append(res.Variants, v)
-		return nil
-	}
-	r.serverIdlePerHost = 64
-	if err := r.freshProviders(); err != nil {
+	built, err := r.newProviders(0)
+	if err != nil {
 		return err
 	}
-	if err := variant("server-side client keeps up to 64 idle connections per host (simproofd: 2 per host, 16 in all)"); err != nil {
+	idle, err := r.newProviders(64)
+	if err != nil {
+		return err
+	}
+	sets := []struct {
+		name string
+		ps   providerSet
+	}{{"simproofd's server-side client (2 idle connections per host, 16 in all)", built},
+		{"server-side client keeping up to 64 idle connections per host", idle}}
+	block := func(journal string) error {
+		vs := make([]arrayVariant, len(sets))
+		for j, s := range sets {
+			vs[j].Name = "journal " + journal + "; " + s.name
+			r.use(s.ps)
+			if _, err := r.round(ctx, n); err != nil { // token and connections warm
+				return err
+			}
+		}
+		for k := range o.arrayReps {
+			progress(fmt.Sprintf("array diagnostic, journal %s: round %d/%d", journal, k+1, o.arrayReps))
+			for j, s := range sets {
+				r.use(s.ps)
+				single, _, err := r.single(ctx, k%n)
+				if err != nil {
+					return err
+				}
+				vs[j].Single = append(vs[j].Single, ms(single))
+				a, err := r.round(ctx, n)
+				if err != nil {
+					return err
+				}
+				vs[j].Rounds = append(vs[j].Rounds, a)
+			}
+		}
+		res.Variants = append(res.Variants, vs...)
+		return nil
+	}
+	if err := block("on disk (as built)"); err != nil {
 		return err
 	}
 	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
@@ -174,10 +191,15 @@ func runArrayDiagnostics(ctx context.Context, r *rig, res *arrayResult, o option
 		return nil
 	}
 	r.h.Cleanup(func() { os.RemoveAll(dir) })
+	progress("array diagnostic: restarting the daemon with its journal on tmpfs")
 	if err := r.restart(filepath.Join(dir, "state")); err != nil {
 		return err
 	}
-	return variant("and the journal on tmpfs (/dev/shm: commits without fsync cost)")
+	r.use(built)
+	if _, err := r.round(ctx, n); err != nil { // bearers up again after the restart
+		return err
+	}
+	return block("on tmpfs")
 }
 
 // single runs one warm check alone and splits it into stages.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 type footprint struct {
 	BuildCmd           string
 	Bin                map[string]int64 // GOARCH → bytes
+	Static             map[string]bool  // GOARCH → no ELF interpreter, no shared libraries
 	RSS                map[int]int64    // modems → VmRSS kB after settling
 	HWM                map[int]int64    // modems → VmHWM kB
 	Settle             time.Duration
@@ -58,7 +60,7 @@ func runFootprint(ctx context.Context, h *harness, o options, progress func(stri
 		return nil, err
 	}
 	dir := h.TempDir()
-	f := &footprint{Bin: map[string]int64{}, RSS: map[int]int64{}, HWM: map[int]int64{}, Settle: 5 * time.Second,
+	f := &footprint{Bin: map[string]int64{}, Static: map[string]bool{}, RSS: map[int]int64{}, HWM: map[int]int64{}, Settle: 5 * time.Second,
 		IdleModems: 8, IdleWindow: o.idle}
 	f.BuildCmd = "CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath -ldflags '-s -w' -o simproofd ./cmd/simproofd"
 	for _, arch := range []string{"amd64", "arm64"} {
@@ -75,6 +77,7 @@ func runFootprint(ctx context.Context, h *harness, o options, progress func(stri
 			return nil, err
 		}
 		f.Bin[arch] = st.Size()
+		f.Static[arch] = isStatic(out)
 	}
 	bin := filepath.Join(dir, "simproofd-"+runtime.GOARCH)
 	if _, ok := f.Bin[runtime.GOARCH]; !ok {
@@ -176,4 +179,20 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// isStatic: an ELF file with no interpreter and no shared libraries.
+func isStatic(path string) bool {
+	ef, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer ef.Close()
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	libs, err := ef.ImportedLibraries()
+	return err == nil && len(libs) == 0
 }

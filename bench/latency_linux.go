@@ -285,7 +285,7 @@ func runLatency(ctx context.Context, r *rig, o options, progress func(string)) (
 	}
 	// What the product's clients can reuse at all: read from the clients
 	// simproofd builds, not assumed.
-	st := r.serverClient().Transport.(*http.Transport)
+	st := r.serverClient(0).Transport.(*http.Transport)
 	res.ServerSessionCache = st.TLSClientConfig != nil && st.TLSClientConfig.ClientSessionCache != nil
 	res.ServerMaxIdlePerHost = st.MaxIdleConnsPerHost
 	if res.ServerMaxIdlePerHost == 0 {

@@ -25,8 +25,20 @@ type results struct {
 	DevRTT   float64 // ms, nominal
 	SrvRTT   float64
 	Errors   []string
-	// Machine load at the start and end of the run.
+	// Machine load at the start and end of the run, and of each section.
 	Pressure [2]pressure
+	Sections map[string][2]pressure
+}
+
+// load says how contended the machine was during a section.
+func (r *results) load(p printer, section string) {
+	ps, ok := r.Sections[section]
+	if !ok || ps[1].At.IsZero() {
+		return
+	}
+	span := ps[1].At.Sub(ps[0].At).Seconds()
+	p("*Load during this section: some task waited for a CPU %.0f %% of the time, for IO %.0f %%.*\n\n",
+		100*(ps[1].CPU-ps[0].CPU).Seconds()/span, 100*(ps[1].IO-ps[0].IO).Seconds()/span)
 }
 
 const mib = 1 << 20
@@ -169,7 +181,7 @@ func (r *results) writeTargets(p printer) {
 		}
 		for _, arch := range []string{"amd64", "arm64"} {
 			if b, ok := f.Bin[arch]; ok {
-				p("| stripped static binary ≤ 15 MiB, %s | %.1f MiB | %s |\n", arch, float64(b)/mib, metStr(b <= 15*mib))
+				p("| stripped static binary ≤ 15 MiB, %s | %.1f MiB | %s |\n", arch, float64(b)/mib, metStr(b <= 15*mib && f.Static[arch]))
 			}
 		}
 		if f.IdleCPU > 0 || f.IdleWindow > 0 {
@@ -219,6 +231,7 @@ func (r *results) writeLatency(p printer) {
 		return
 	}
 	p("## 1. Check latency\n\n")
+	r.load(p, "latency")
 	p("A whole check through the daemon (`POST /v1/checks?wait=60s` on the Unix socket, timed by the client) on a\n")
 	p("%d-modem bench, against the round-trip lower bound of its flow and against `bench/baseline/idlayr.sh` and\n", r.Modems)
 	p("`bench/baseline/plasgate.sh`: the same flow scripted with curl the way integrators do it today (`curl --interface\n")
@@ -323,6 +336,7 @@ func (r *results) writeArray(p printer) {
 		return
 	}
 	p("## 2. Modem array\n\n")
+	r.load(p, "array")
 	p("N simulated modems, each with its own `wwanN` link (%.0f ms RTT through the delay line) and SIM; one IDlayr check\n", r.DevRTT)
 	p("per modem, all N requests sent at once (`POST /v1/checks?wait=`, one client goroutine each). *Wall* is from the\n")
 	p("moment they are released to the last answer. Before every round one warm check runs alone on one of its modems;\n")
@@ -330,7 +344,7 @@ func (r *results) writeArray(p printer) {
 	p("**Parallel efficiency = T_single ÷ T_wall(N)**, per round: the speedup over running the N checks one after another\n")
 	p("(N × T_single ÷ T_wall) divided by N. 1.0 means N checks at once took as long as one alone; 1/N means no\n")
 	p("parallelism at all. A warm-up round over all %d modems came first (bearers up, netbind applied): %s.\n\n", r.Modems, fmtMS(ms(a.Warmup)))
-	p("| modems | rounds | wall, N at once | efficiency (min, max) | checks/s | per-check median | API conns opened / round | delay line CPU | bench process CPU | leaks |\n")
+	p("| modems | rounds | wall, N at once | efficiency (min, max) | checks/s | per-check median (− T_single) | API conns opened / round | delay line CPU | bench process CPU | leaks |\n")
 	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	row := func(label string, rs []arrayRound, single float64) {
 		var walls, per, dials []float64
@@ -353,9 +367,10 @@ func (r *results) writeArray(p printer) {
 		}
 		es := summarize(e)
 		wm := summarize(walls).Median
-		p("| %s | %d | %s | **%.2f** (%.2f, %.2f) | %.1f | %s | %.1f | %.0f %% of a core | %.0f %% of a core | %d |\n",
+		pm := summarize(per).Median
+		p("| %s | %d | %s | **%.2f** (%.2f, %.2f) | %.1f | %s (%+.0f ms) | %.1f | %.0f %% of a core | %.0f %% of a core | %d |\n",
 			label, len(rs), summarize(walls).msSpread(), es.Median, es.Min, es.Max,
-			float64(rs[0].N)/(wm/1000), fmtMS(summarize(per).Median), mean(dials),
+			float64(rs[0].N)/(wm/1000), fmtMS(pm), pm-single, mean(dials),
 			100*dcpu.Seconds()/wsum.Seconds(), 100*bcpu.Seconds()/wsum.Seconds(), leaks)
 	}
 	for _, n := range a.Sizes {
@@ -401,38 +416,19 @@ func (r *results) writeArray(p printer) {
 		p("\n")
 	}
 	if len(a.Variants) > 0 {
-		p("**Diagnostics** (not simproofd's configuration: set from the bench to show what each costs), %d modems,\n", r.Modems)
-		p("each with its own single checks for T_single:\n\n")
-		p("| variant | rounds | wall, N at once | efficiency (min, max) | checks/s | per-check median | API conns opened / round | delay line CPU | bench process CPU | leaks |\n")
+		r.load(p, "diagnostics")
+		p("**Diagnostics** (not simproofd's configuration: set from the bench to show what each costs), %d modems. Within a\n", r.Modems)
+		p("journal block the two server-side clients alternate round by round (both warm, so load on the shared machine hits\n")
+		p("both alike); the tmpfs block follows a daemon restart. Each variant has its own single checks for T_single:\n\n")
+		p("| variant | rounds | wall, N at once | efficiency (min, max) | checks/s | per-check median (− T_single) | API conns opened / round | delay line CPU | bench process CPU | leaks |\n")
 		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-		row("as built (above)", a.Rounds[r.Modems], a.Single())
 		for _, v := range a.Variants {
 			if len(v.Rounds) > 0 {
 				row(v.Name, v.Rounds, summarize(v.Single).Median)
 			}
 		}
 		p("\n")
-		perCheck := func(rs []arrayRound) float64 {
-			var v []float64
-			for _, x := range rs {
-				for _, c := range x.Checks {
-					v = append(v, ms(c))
-				}
-			}
-			return summarize(v).Median
-		}
-		base := perCheck(a.Rounds[r.Modems])
-		p("Per-check median as built: %s, %s over T_single. ", fmtMS(base), fmtMS(base-a.Single()))
-		prev := base
-		for _, v := range a.Variants {
-			if len(v.Rounds) == 0 {
-				continue
-			}
-			pc := perCheck(v.Rounds)
-			p("%s%s: %s (%+.0f ms). ", strings.ToUpper(v.Name[:1]), v.Name[1:], fmtMS(pc), pc-prev)
-			prev = pc
-		}
-		p("What remains above T_single is not attributed here; the CPU columns show the %d cores' load.\n\n", r.Machine.NProc)
+
 	}
 }
 
@@ -450,6 +446,7 @@ func (r *results) writeFootprint(p printer) {
 		return
 	}
 	p("## 3. Footprint\n\n")
+	r.load(p, "footprint")
 	p("A real `simproofd` process, built with `%s`.\n", f.BuildCmd)
 	p("It runs with the built-in simulator (`simulator: {modems: N, network: loopback}`: simulated modems on ptys\n")
 	p("inside the daemon process, bearers on lo), no provider configured. Memory is read from /proc/PID/status %s\n", f.Settle)
@@ -461,7 +458,11 @@ func (r *results) writeFootprint(p printer) {
 	}
 	sort.Strings(archs)
 	for _, a := range archs {
-		p("| stripped static binary, linux/%s | %.2f MiB (%d bytes) |\n", a, float64(f.Bin[a])/mib, f.Bin[a])
+		static := "static"
+		if !f.Static[a] {
+			static = "**not static**"
+		}
+		p("| stripped binary, linux/%s | %.2f MiB (%d bytes), %s |\n", a, float64(f.Bin[a])/mib, f.Bin[a], static)
 	}
 	for _, n := range []int{0, 32} {
 		if kb, ok := f.RSS[n]; ok {
@@ -481,6 +482,7 @@ func (r *results) writeAPI(p printer) {
 		return
 	}
 	p("## 4. Socket API\n\n")
+	r.load(p, "api")
 	p("`GET /v1/modems` (%d modems, %.1f KiB of JSON in the answer) from %d concurrent clients, each with its own kept-alive connection to\n",
 		r.Modems, float64(a.Idle.BodyBytes)/1024, a.Busy.Clients)
 	p("the Unix socket, in the same process as the daemon core. *Busy*: IDlayr checks run back to back on %d modems\n", a.Busy.CheckMods)
@@ -494,6 +496,10 @@ func (r *results) writeAPI(p printer) {
 		p("| %s | %s | %d | %d | **%.0f** | %s | %s | **%s** | %s | %.0f %% of a core |\n", x.name, x.l.Duration.Round(time.Millisecond),
 			x.l.Requests, x.l.Errors, x.l.RPS(), fmtMS(x.l.Latency.Median), fmtMS(x.l.Latency.P90), fmtMS(x.l.Latency.P99),
 			fmtMS(x.l.Latency.Max), 100*x.l.BenchCPU.Seconds()/x.l.Duration.Seconds())
+	}
+	if cpu := a.Idle.BenchCPU.Seconds() / a.Idle.Duration.Seconds(); cpu > 0.8*float64(r.Machine.NProc) {
+		p("\nThe clients run in the same process as the daemon core and it used %.0f %% of a core with %d cores: the\n", 100*cpu, r.Machine.NProc)
+		p("throughput is bounded by the machine's CPU, shared between the clients and the server, not by the socket.\n")
 	}
 	cs := summarize(a.Busy.Checks)
 	p("\nChecks completed during the busy load: %d (%d failed), latency %s; the same check unloaded: %s.\n\n",

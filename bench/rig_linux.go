@@ -60,12 +60,9 @@ type rig struct {
 	events   *timeline
 	logf     *os.File
 
-	serverDials atomic.Int64 // TCP connections the server-side client opened
-	// serverIdlePerHost, when set, overrides the server-side client's
-	// MaxIdleConnsPerHost (a diagnostic, not simproofd's configuration).
-	serverIdlePerHost int
-	idlayr            *swapProvider
-	plasgate          *swapProvider
+	serverDials atomic.Int64 // TCP connections the server-side clients opened
+	idlayr      *swapProvider
+	plasgate    *swapProvider
 
 	cancel context.CancelFunc
 	done   chan error
@@ -138,7 +135,9 @@ func newRig(h *harness, n *benchNet) (*rig, error) {
 // serverClient is verify.NewServerClient (what simproofd uses for the
 // token, create, poll and exchange calls) dialing in the device namespace,
 // where the default route is eth0, and counting its connections.
-func (r *rig) serverClient() *http.Client {
+// idlePerHost > 0 overrides its MaxIdleConnsPerHost (a diagnostic, not
+// simproofd's configuration).
+func (r *rig) serverClient(idlePerHost int) *http.Client {
 	c := verify.NewServerClient(r.roots)
 	t := c.Transport.(*http.Transport).Clone()
 	t.Proxy = nil
@@ -147,34 +146,53 @@ func (r *rig) serverClient() *http.Client {
 		r.serverDials.Add(1)
 		return dial(ctx, network, addr)
 	}
-	if r.serverIdlePerHost > 0 {
-		t.MaxIdleConnsPerHost = r.serverIdlePerHost
-		t.MaxIdleConns = max(t.MaxIdleConns, 4*r.serverIdlePerHost)
+	if idlePerHost > 0 {
+		t.MaxIdleConnsPerHost = idlePerHost
+		t.MaxIdleConns = max(t.MaxIdleConns, 4*idlePerHost)
 	}
 	c.Transport = t
 	return c
 }
 
-// freshProviders swaps in providers with nothing cached: no token, no
-// kept-alive connection (what a daemon has right after it started).
-func (r *rig) freshProviders() error {
+// providerSet is one IDlayr and one PlasGate provider sharing nothing with
+// other sets: their own token cache and server-side connections.
+type providerSet struct{ idlayr, plasgate verify.Provider }
+
+// newProviders builds providers as simproofd builds them from its
+// configuration, with nothing cached: no token, no kept-alive connection.
+func (r *rig) newProviders(idlePerHost int) (providerSet, error) {
 	c := r.cfg.Checks
 	idp, err := idlayr.New(idlayr.Config{Credentials: idlayr.Credentials{ClientID: emulator.DefaultClientID,
 		ClientSecret: emulator.DefaultClientSecret, DataResidency: "eu"}, BaseURL: idlayrURL,
-		Version: r.cfg.Providers.IDlayr.Version, HTTPClient: r.serverClient(), TTLCap: c.TTLCap,
+		Version: r.cfg.Providers.IDlayr.Version, HTTPClient: r.serverClient(idlePerHost), TTLCap: c.TTLCap,
 		MaxHops: c.HopLimit, HopTimeout: c.HopTimeout})
 	if err != nil {
-		return err
+		return providerSet{}, err
 	}
 	pg := r.cfg.Providers.PlasGate
 	pgp, err := plasgate.New(plasgate.Config{BaseURL: plasgateURL, PrivateKey: emulator.DefaultPlasGatePrivateKey,
 		Secret: emulator.DefaultPlasGateSecret, RedirectURI: redirectURI, Scope: pg.Scope, ExchangePath: pg.ExchangePath,
-		IgnoreState: !pg.VerifyState, HTTPClient: r.serverClient(), MaxHops: c.HopLimit, HopTimeout: c.HopTimeout})
+		IgnoreState: !pg.VerifyState, HTTPClient: r.serverClient(idlePerHost), MaxHops: c.HopLimit, HopTimeout: c.HopTimeout})
+	if err != nil {
+		return providerSet{}, err
+	}
+	return providerSet{idlayr: idp, plasgate: pgp}, nil
+}
+
+// use makes the daemon's providers ps from its next check on.
+func (r *rig) use(ps providerSet) {
+	r.idlayr.set(ps.idlayr)
+	r.plasgate.set(ps.plasgate)
+}
+
+// freshProviders swaps in providers with nothing cached (what a daemon
+// has right after it started).
+func (r *rig) freshProviders() error {
+	ps, err := r.newProviders(0)
 	if err != nil {
 		return err
 	}
-	r.idlayr.set(idp)
-	r.plasgate.set(pgp)
+	r.use(ps)
 	return nil
 }
 

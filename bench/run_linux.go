@@ -27,7 +27,7 @@ func run(ctx context.Context, o options, log io.Writer) error {
 		fmt.Fprintf(log, "%6.1fs  %s\n", time.Since(start).Seconds(), s)
 	}
 	res := &results{Started: start, Machine: describeMachine(), Opts: o, Modems: benchModems,
-		DevRTT: 2 * ms(o.wwanDelay), SrvRTT: 2 * ms(o.ethDelay)}
+		DevRTT: 2 * ms(o.wwanDelay), SrvRTT: 2 * ms(o.ethDelay), Sections: map[string][2]pressure{}}
 	res.Pressure[0] = readPressure()
 	fail := func(section string, err error) {
 		res.Errors = append(res.Errors, section+": "+err.Error())
@@ -35,10 +35,12 @@ func run(ctx context.Context, o options, log io.Writer) error {
 	}
 
 	// Footprint first, while nothing else runs on the machine.
-	if err := h.guard(func() error {
-		f, err := runFootprint(ctx, h, o, progress)
-		res.Foot = f
-		return err
+	if err := res.measure("footprint", func() error {
+		return h.guard(func() error {
+			f, err := runFootprint(ctx, h, o, progress)
+			res.Foot = f
+			return err
+		})
 	}); err != nil {
 		fail("footprint", err)
 	}
@@ -84,24 +86,36 @@ func runNetwork(ctx context.Context, h *harness, o options, res *results, progre
 	}
 	return h.guard(func() error {
 		var errs []error
-		if res.Lat, err = runLatency(ctx, r, o, progress); err != nil {
-			errs = append(errs, fmt.Errorf("latency: %w", err))
+		steps := []struct {
+			name string
+			run  func() error
+		}{
+			{"latency", func() (err error) { res.Lat, err = runLatency(ctx, r, o, progress); return err }},
+			{"array", func() (err error) { res.Arr, err = runArray(ctx, r, o, progress); return err }},
+			{"api", func() (err error) { res.API, err = runAPI(ctx, r, o, progress); return err }},
+			{"diagnostics", func() error {
+				if res.Arr == nil {
+					return nil
+				}
+				return runArrayDiagnostics(ctx, r, res.Arr, o, progress)
+			}},
 		}
-		if ctx.Err() == nil {
-			if res.Arr, err = runArray(ctx, r, o, progress); err != nil {
-				errs = append(errs, fmt.Errorf("modem array: %w", err))
+		for _, st := range steps {
+			if ctx.Err() != nil {
+				break
 			}
-		}
-		if ctx.Err() == nil {
-			if res.API, err = runAPI(ctx, r, o, progress); err != nil {
-				errs = append(errs, fmt.Errorf("socket API: %w", err))
-			}
-		}
-		if ctx.Err() == nil && res.Arr != nil {
-			if err := runArrayDiagnostics(ctx, r, res.Arr, o, progress); err != nil {
-				errs = append(errs, fmt.Errorf("modem array diagnostics: %w", err))
+			if err := res.measure(st.name, st.run); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", st.name, err))
 			}
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// measure runs one section, noting the machine's pressure around it.
+func (r *results) measure(name string, fn func() error) error {
+	p0 := readPressure()
+	err := fn()
+	r.Sections[name] = [2]pressure{p0, readPressure()}
+	return err
 }

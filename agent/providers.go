@@ -49,7 +49,7 @@ func buildProviders(cfg config.Config) (map[string]verify.Provider, []BackendSta
 				return nil, err
 			}
 			return idlayr.New(idlayr.Config{Credentials: creds, BaseURL: id.BaseURL, Version: id.Version,
-				RedirectURL: id.RedirectURL, HTTPClient: verify.NewServerClient(roots), TTLCap: c.TTLCap,
+				RedirectURL: id.RedirectURL, HTTPClient: verify.NewServerClient(roots), TTLCap: c.TTLCap, Preflight: id.CoveragePreflight,
 				MaxHops: c.HopLimit, HopTimeout: c.HopTimeout})
 		}()
 		if err == nil {

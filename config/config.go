@@ -135,6 +135,9 @@ type IDlayr struct {
 	DataResidency    string `yaml:"data_residency"`
 	Version          string `yaml:"version"`
 	RedirectURL      string `yaml:"redirect_url"`
+	// CoveragePreflight asks IDlayr's coverage API over the modem before
+	// creating a check, so none is paid for on a network without PhoneCheck.
+	CoveragePreflight bool `yaml:"coverage_preflight"`
 }
 
 // PlasGate configures IP Verification.

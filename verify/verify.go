@@ -115,6 +115,10 @@ type Result struct {
 	Match             *bool  `json:"match,omitempty"`
 	ProviderStatus    string `json:"provider_status,omitempty"`
 	ProviderErrorCode string `json:"provider_error_code,omitempty"`
+	// NetworkID and NetworkName are the operator IDlayr's coverage
+	// preflight saw the device on.
+	NetworkID   string `json:"network_id,omitempty"`
+	NetworkName string `json:"network_name,omitempty"`
 
 	// PlasGate.
 	Scope               string `json:"scope,omitempty"`

@@ -3,6 +3,7 @@ package idlayr_test
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -245,4 +246,26 @@ func TestEmulatorClockNotSynced(t *testing.T) {
 	m := startEmulator(t, emulator.Config{CertNotBefore: time.Now().Add(48 * time.Hour)})
 	_, err := m.provider(t, nil).Check(context.Background(), m.req(loopbackMSISDN))
 	wantCode(t, err, verify.CodeClockNotSynced)
+}
+
+// The coverage preflight runs over the device's bearer before any check is
+// created: a mobile source proceeds (and the result names the network), a
+// non-mobile one ends not_mobile_ip without a check being created.
+func TestEmulatorPreflight(t *testing.T) {
+	preflight := func(c *idlayr.Config) { c.Preflight = true }
+
+	m := startEmulator(t, emulator.Config{})
+	res, err := m.provider(t, preflight).Check(context.Background(), m.req(loopbackMSISDN))
+	if err != nil || res.Verified == nil || !*res.Verified || res.NetworkID == "" {
+		t.Fatalf("mobile source: %+v %v", res, err)
+	}
+
+	m = startEmulator(t, emulator.Config{MobileRanges: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/10")}})
+	res, err = m.provider(t, preflight).Check(context.Background(), m.req(loopbackMSISDN))
+	if err != nil || res.Verified == nil || *res.Verified || res.Reason != verify.CodeNotMobileIP {
+		t.Fatalf("non-mobile source: %+v %v", res, err)
+	}
+	if n := m.e.Stats().ChecksCreated; n != 0 {
+		t.Errorf("%d checks created after a failed preflight", n)
+	}
 }

@@ -81,6 +81,11 @@ type Config struct {
 	UserAgent  string
 	// Now is the clock tokens are judged by (default time.Now).
 	Now func() time.Time
+	// Preflight asks the coverage API over the device's bearer before
+	// creating a check: an address IDlayr does not see as mobile ends the
+	// check as not_mobile_ip, an operator without PhoneCheck as
+	// unsupported_operator, and no check is created (or paid for).
+	Preflight bool
 }
 
 // Provider runs IDlayr PhoneChecks. It is safe for concurrent use: checks on
@@ -200,6 +205,21 @@ func (p *Provider) Check(ctx context.Context, req verify.Request) (*verify.Resul
 	}
 
 	res := &verify.Result{Provider: p.Name()}
+	if p.cfg.Preflight {
+		cov, err := p.Coverage(ctx, req.Device)
+		if verify.CodeOf(err) == verify.CodeNotMobileIP {
+			res.Verified, res.Reason = verify.Bool(false), verify.CodeNotMobileIP
+			return res, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.NetworkID, res.NetworkName = cov.NetworkID, cov.NetworkName
+		if !cov.PhoneCheck {
+			return nil, &verify.Error{Code: verify.CodeUnsupportedOperator,
+				Message: fmt.Sprintf("coverage: %s (%s) does not support PhoneCheck", cov.NetworkName, cov.NetworkID)}
+		}
+	}
 	created, deadline, err := p.create(ctx, version, phone)
 	if rf, ok := err.(*refusal); ok {
 		// The API may judge the number at creation already (409, 412).

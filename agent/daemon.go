@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,7 +82,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	if len(ports) > 0 {
 		d.Backends["at"] = at.NewBackend(at.BackendOptions{Ports: ports, CommandTimeout: cfg.AT.CommandTimeout,
-			RefreshEvery: cfg.AT.RefreshEvery, Log: log, Trace: cfg.AT.Trace})
+			RefreshEvery: cfg.AT.RefreshEvery, Log: log, Trace: cfg.AT.Trace, PIN: readPIN})
 	}
 	if cfg.ModemManager.Enabled {
 		b, err := newMMBackend(ctx, cfg.ModemManager, log)
@@ -197,6 +198,19 @@ func (d *Daemon) status() []BackendStatus {
 		out = append(out, BackendStatus{Name: name, State: st, Error: e})
 	}
 	return append(out, d.ProviderStatus...)
+}
+
+// readPIN reads a port's SIM PIN from its pin_file, under the same rules as
+// every secret file (not group- or world-readable; $CREDENTIALS_DIRECTORY).
+func readPIN(p at.PortConfig) (string, error) {
+	if p.PINFile == "" {
+		return "", nil
+	}
+	b, err := verify.ReadSecretFile(SecretPath(p.PINFile))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // LoopbackBearer is simulated modem i's bearer when the simulator runs on

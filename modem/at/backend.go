@@ -36,6 +36,9 @@ type BackendOptions struct {
 	Open func(device string, baud int) (io.ReadWriteCloser, error)
 	// MinBackoff and MaxBackoff bound the wait between reopen attempts.
 	MinBackoff, MaxBackoff time.Duration
+	// PIN returns the SIM PIN for a port whose SIM asks for one ("" = none
+	// configured). The daemon reads it from the port's pin_file.
+	PIN func(PortConfig) (string, error)
 }
 
 // Backend drives modems over AT ports: it opens each port, reads identity and
@@ -46,10 +49,11 @@ type Backend struct {
 	log    *slog.Logger
 	events chan modem.Event
 
-	mu     sync.Mutex
-	modems map[string]*Modem        // by id, while the port is open
-	status map[string]string        // by device: "" ok, else the last error
-	stats  map[string]*portCounters // by device, across reopens
+	mu         sync.Mutex
+	pinRefused map[string]bool          // by device: the SIM refused it
+	modems     map[string]*Modem        // by id, while the port is open
+	status     map[string]string        // by device: "" ok, else the last error
+	stats      map[string]*portCounters // by device, across reopens
 }
 
 // PortStats are one port's counters since the backend started, across
@@ -115,7 +119,7 @@ func NewBackend(opts BackendOptions) *Backend {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Backend{opts: opts, log: opts.Log.With("backend", "at"), events: make(chan modem.Event, 64),
-		modems: map[string]*Modem{}, status: map[string]string{}, stats: map[string]*portCounters{}}
+		modems: map[string]*Modem{}, status: map[string]string{}, stats: map[string]*portCounters{}, pinRefused: map[string]bool{}}
 }
 
 // Events delivers modem.added/changed/removed; it closes when Run returns.
@@ -227,7 +231,10 @@ func (b *Backend) session(ctx context.Context, p PortConfig, log *slog.Logger) (
 		rw.Close()
 		ctr.garbage.Add(eng.Stats().GarbageBytes)
 	}()
-	m := &Modem{b: b, port: p, eng: eng, regs: map[string]string{}, ctr: ctr}
+	b.mu.Lock()
+	refused := b.pinRefused[p.Device]
+	b.mu.Unlock()
+	m := &Modem{b: b, port: p, eng: eng, regs: map[string]string{}, ctr: ctr, pinRefused: refused}
 	if err := m.identify(ctx); err != nil {
 		return false, fmt.Errorf("identify %s: %w", p.Device, err)
 	}
@@ -269,6 +276,8 @@ type Modem struct {
 	regs map[string]string // domain (CREG, CGREG, CEREG) → registration
 	act  string            // access technology from the newest source
 	gone bool
+	// pinRefused: the SIM refused the configured PIN (reported, never retried).
+	pinRefused bool
 }
 
 // Info returns the modem object.
@@ -359,6 +368,11 @@ func (m *Modem) identify(ctx context.Context) error {
 	if err := m.readSIM(ctx, &info); err != nil {
 		return err
 	}
+	if info.SIM.State == "pin-required" {
+		if err := m.enterPIN(ctx, &info); err != nil {
+			return err
+		}
+	}
 	m.mu.Lock()
 	m.info = info
 	m.mu.Unlock()
@@ -370,6 +384,63 @@ func (m *Modem) identify(ctx context.Context) error {
 		_, _ = m.cmd(ctx, c)
 	}
 	return m.refreshLocked(ctx)
+}
+
+// enterPIN unlocks the SIM with the configured PIN. A PIN the SIM refused
+// is reported and never sent again for the daemon's lifetime, whatever the
+// reopens, since each attempt counts towards the SIM's PUK lock; a PIN it
+// accepted is sent again after the modem restarts (the SIM locks again).
+// Only a dead port is an error.
+func (m *Modem) enterPIN(ctx context.Context, info *modem.Info) error {
+	m.mu.Lock()
+	refused := m.pinRefused
+	m.mu.Unlock()
+	if m.b.opts.PIN == nil || refused {
+		return nil
+	}
+	pin, err := m.b.opts.PIN(m.port)
+	if err != nil {
+		m.b.log.Error("SIM PIN not readable; the SIM stays locked", "port", m.port.Device, "err", err)
+		return nil
+	}
+	if pin == "" {
+		return nil
+	}
+	if !digitsOnly(pin) || len(pin) < 4 || len(pin) > 8 {
+		m.b.log.Error("the SIM PIN in pin_file is not 4 to 8 digits; not sent", "port", m.port.Device)
+		return nil
+	}
+	_, err = m.cmd(ctx, `AT+CPIN="`+pin+`"`)
+	switch {
+	case errors.Is(err, modem.ErrGone):
+		return err
+	case err != nil:
+		// The engine redacts the PIN from the error.
+		m.b.log.Error("the SIM refused the PIN from pin_file; not retrying", "port", m.port.Device, "err", err)
+		m.b.mu.Lock()
+		m.b.pinRefused[m.port.Device] = true
+		m.b.mu.Unlock()
+		m.mu.Lock()
+		m.pinRefused = true
+		m.mu.Unlock()
+		return nil
+	}
+	m.b.log.Info("SIM unlocked with the PIN from pin_file", "port", m.port.Device)
+	// The SIM needs a moment after the PIN before it answers reads.
+	for i := 0; i < 20; i++ {
+		if err := m.readSIM(ctx, info); err != nil {
+			return err
+		}
+		if info.SIM.State != "pin-required" && info.SIM.ICCID != "" && (info.SIM.State != "ready" || info.SIM.IMSI != "") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // readSIM fills SIM state, ICCID, IMSI, own numbers and the home operator.
@@ -527,6 +598,8 @@ func (m *Modem) recomputeLocked() {
 	switch sim := m.info.SIM.State; {
 	case sim == "missing":
 		m.info.State, m.info.StateReason = "failed", "sim-missing"
+	case sim == "pin-required" && m.pinRefused:
+		m.info.State, m.info.StateReason = "locked", "sim-pin-refused"
 	case sim == "pin-required":
 		m.info.State, m.info.StateReason = "locked", "sim-pin"
 	case sim == "puk-required":

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,11 @@ type rig struct {
 
 func newRig(t *testing.T, n int, setup func(i int, m *sim.Modem)) *rig {
 	t.Helper()
+	return newRigOpts(t, n, setup, nil)
+}
+
+func newRigOpts(t *testing.T, n int, setup func(i int, m *sim.Modem), opts func(*at.BackendOptions)) *rig {
+	t.Helper()
 	dir := t.TempDir()
 	r := &rig{t: t, events: make(chan modem.Event, 256)}
 	var ports []at.PortConfig
@@ -43,8 +49,12 @@ func newRig(t *testing.T, n int, setup func(i int, m *sim.Modem)) *rig {
 		r.links = append(r.links, link)
 		ports = append(ports, at.PortConfig{Device: link, Simulated: true, NetDevice: fmt.Sprintf("wwan%d", i)})
 	}
-	r.b = at.NewBackend(at.BackendOptions{Ports: ports, CommandTimeout: time.Second,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	bo := at.BackendOptions{Ports: ports, CommandTimeout: time.Second,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	if opts != nil {
+		opts(&bo)
+	}
+	r.b = at.NewBackend(bo)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.b.Run(ctx); close(done) }()
@@ -347,5 +357,61 @@ func TestGarbageFlood(t *testing.T) {
 	}
 	if garbage == 0 {
 		t.Error("no line noise counted")
+	}
+}
+
+// The SIM PIN from pin_file unlocks a locked SIM, also after the modem
+// restarts; a wrong one is reported and never sent twice, whatever the
+// reopens (each try counts towards PUK).
+func TestSIMPIN(t *testing.T) {
+	for _, tt := range []struct {
+		name, pin     string
+		state, reason string
+		tries         int
+	}{
+		{"right PIN", "4321", "registered", "", 2}, // again after the reopen: the SIM locked again
+		{"wrong PIN", "1111", "locked", "sim-pin-refused", 1},
+		{"none configured", "", "locked", "sim-pin", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			tries := 0
+			r := newRigOpts(t, 1, func(_ int, m *sim.Modem) {
+				id := m.Identity()
+				id.PIN = "4321"
+				m.SetIdentity(id)
+				m.SetFaults(sim.Faults{PINRequired: true})
+			}, func(o *at.BackendOptions) {
+				o.PIN = func(at.PortConfig) (string, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					tries++
+					return tt.pin, nil
+				}
+			})
+			info := r.wait(modem.Added, "")
+			if info.State != tt.state || info.StateReason != tt.reason {
+				t.Fatalf("state %s (%s), want %s (%s)", info.State, info.StateReason, tt.state, tt.reason)
+			}
+			if tt.state == "registered" && info.SIM.IMSI != r.sims[0].Identity().IMSI {
+				t.Errorf("IMSI %q not read after unlocking", info.SIM.IMSI)
+			}
+			// The modem restarts (unplug, replug) with its SIM locked again.
+			r.sims[0].Unplug()
+			r.wait(modem.Removed, info.ID)
+			r.sims[0].SetFaults(sim.Faults{PINRequired: true})
+			if err := r.sims[0].Plug(); err != nil {
+				t.Fatal(err)
+			}
+			back := r.wait(modem.Added, info.ID)
+			if back.State != tt.state || back.StateReason != tt.reason {
+				t.Errorf("after a reopen: %s (%s)", back.State, back.StateReason)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tries != tt.tries {
+				t.Errorf("PIN asked for %d times, want %d", tries, tt.tries)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,7 +19,25 @@ import (
 // ever accepted. It stores only redacted checks.
 type Journal struct {
 	db *bolt.DB
+
+	// Writes go through one goroutine that commits, in one transaction and
+	// one fsync, every write queued while the previous commit was syncing:
+	// a lone write waits for nothing, concurrent checks on many modems
+	// share fsyncs instead of queueing behind each other's (bbolt's Batch
+	// waits a timer to gather writers; without one it gathers none).
+	writes chan writeReq
+	mu     sync.RWMutex // guards closed against Close
+	closed bool
+	done   chan struct{}
 }
+
+type writeReq struct {
+	fn  func(*bolt.Tx) error
+	err chan error
+}
+
+// maxGroup bounds one group commit.
+const maxGroup = 256
 
 var (
 	bucketChecks = []byte("checks") // check id → JSON
@@ -53,11 +72,76 @@ func OpenJournal(dir string) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("%w: init %s: %v", ErrJournal, path, err)
 	}
-	return &Journal{db: db}, nil
+	j := &Journal{db: db, writes: make(chan writeReq, maxGroup), done: make(chan struct{})}
+	go j.writer()
+	return j, nil
 }
 
-// Close closes the database.
-func (j *Journal) Close() error { return j.db.Close() }
+// Close stops the writer (after the writes already queued) and closes the
+// database.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	if !j.closed {
+		j.closed = true
+		close(j.writes)
+	}
+	j.mu.Unlock()
+	<-j.done
+	return j.db.Close()
+}
+
+var errClosed = errors.New("closed")
+
+// write runs fn in a write transaction, grouped with whatever else is queued.
+func (j *Journal) write(fn func(*bolt.Tx) error) error {
+	req := writeReq{fn: fn, err: make(chan error, 1)}
+	j.mu.RLock()
+	if j.closed {
+		j.mu.RUnlock()
+		return errClosed
+	}
+	j.writes <- req
+	j.mu.RUnlock()
+	return <-req.err
+}
+
+func (j *Journal) writer() {
+	defer close(j.done)
+	for first := range j.writes {
+		group := []writeReq{first}
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-j.writes:
+				if !ok {
+					break gather
+				}
+				group = append(group, r)
+			default:
+				break gather
+			}
+		}
+		err := j.db.Update(func(tx *bolt.Tx) error {
+			for _, r := range group {
+				if err := r.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil && len(group) > 1 {
+			// One member failed and took the group down: commit each alone,
+			// so only the failing one sees its error.
+			for _, r := range group {
+				r.err <- j.db.Update(r.fn)
+			}
+			continue
+		}
+		for _, r := range group {
+			r.err <- err
+		}
+	}
+}
 
 // Put writes the redacted form of c.
 func (j *Journal) Put(c *Check) error {
@@ -65,7 +149,7 @@ func (j *Journal) Put(c *Check) error {
 	if err != nil {
 		return fmt.Errorf("%w: encode %s: %v", ErrJournal, c.ID, err)
 	}
-	err = j.db.Update(func(tx *bolt.Tx) error {
+	err = j.write(func(tx *bolt.Tx) error {
 		if c.IdempotencyKey != "" {
 			if err := tx.Bucket(bucketIdem).Put([]byte(c.IdempotencyKey), []byte(c.ID)); err != nil {
 				return err
@@ -88,7 +172,8 @@ func (j *Journal) Create(c *Check) (*Check, bool, error) {
 		return nil, false, fmt.Errorf("%w: encode %s: %v", ErrJournal, c.ID, err)
 	}
 	var existing *Check
-	err = j.db.Update(func(tx *bolt.Tx) error {
+	err = j.write(func(tx *bolt.Tx) error {
+		existing = nil // a failed group runs this again alone
 		if c.IdempotencyKey != "" {
 			idem := tx.Bucket(bucketIdem)
 			if id := idem.Get([]byte(c.IdempotencyKey)); id != nil {

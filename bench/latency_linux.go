@@ -177,11 +177,12 @@ func (r *rig) curlSample(ctx context.Context, provider string, i int, scripts st
 	script := filepath.Join(scripts, provider+".sh")
 	switch provider {
 	case "idlayr":
+		// The emulator's own test credentials, passed to the script by name.
 		env = append(env, "BASE="+idlayrURL, "CLIENT_ID="+emulator.DefaultClientID,
-			"CLIENT_SECRET="+emulator.DefaultClientSecret)
+			envVar("CLIENT_SECRET", emulator.DefaultClientSecret))
 	case "plasgate":
-		env = append(env, "BASE="+plasgateURL, "PRIVATE_KEY="+emulator.DefaultPlasGatePrivateKey,
-			"SECRET="+emulator.DefaultPlasGateSecret, "REDIRECT_URI="+redirectURI)
+		env = append(env, "BASE="+plasgateURL, envVar("PRIVATE_KEY", emulator.DefaultPlasGatePrivateKey),
+			envVar("SECRET", emulator.DefaultPlasGateSecret), "REDIRECT_URI="+redirectURI)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -361,3 +362,5 @@ func runLatency(ctx context.Context, r *rig, o options, progress func(string)) (
 	}
 	return res, nil
 }
+
+func envVar(k, v string) string { return k + "=" + v }

@@ -281,7 +281,9 @@ func tlsConfig(o ClientOptions) (*tls.Config, error) {
 			return nil, fmt.Errorf("extra CA %s: no PEM certificate", o.ExtraCAFile)
 		}
 	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	// A session cache per modem: resumption saves certificate verification
+	// CPU on the device step's new connections (not a round trip in TLS 1.3).
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(16)}, nil
 }
 
 // HopInfo is the connection one request went out on, for the check trace.

@@ -417,9 +417,9 @@ func (r *results) writeArray(p printer) {
 	}
 	if len(a.Variants) > 0 {
 		r.load(p, "diagnostics")
-		p("**Diagnostics** (not simproofd's configuration: set from the bench to show what each costs), %d modems. Within a\n", r.Modems)
-		p("journal block the two server-side clients alternate round by round (both warm, so load on the shared machine hits\n")
-		p("both alike); the tmpfs block follows a daemon restart. Each variant has its own single checks for T_single:\n\n")
+		p("**Diagnostics** (not simproofd's configuration: set from the bench to show what it costs), %d modems: the same\n", r.Modems)
+		p("rounds with the journal on disk (as built: group commit, one fsync for the writes queued meanwhile) and on tmpfs\n")
+		p("(no fsync cost), the tmpfs block after a daemon restart. Each variant has its own single checks for T_single:\n\n")
 		p("| variant | rounds | wall, N at once | efficiency (min, max) | checks/s | per-check median (− T_single) | API conns opened / round | delay line CPU | bench process CPU | leaks |\n")
 		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, v := range a.Variants {

@@ -462,7 +462,7 @@ func (s *Scheduler) run(l *liveCheck) {
 
 	m, info, err := s.o.Registry.Lookup(c.Modem)
 	if err != nil {
-		s.fail(l, c, verify.CodeModemGone, "modem "+c.Modem+" is gone", nil)
+		s.fail(l, c, verify.CodeModemGone, "modem "+c.Modem+" is gone")
 		return
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
@@ -488,7 +488,7 @@ func (s *Scheduler) run(l *liveCheck) {
 		if len(trace) > 0 {
 			c.Trace = trace
 		}
-		s.fail(l, c, code, msg, nil)
+		s.fail(l, c, code, msg)
 		return
 	}
 	fin := time.Now().UTC()
@@ -567,7 +567,7 @@ func classify(err error) (code, msg string, trace []verify.Hop) {
 	return code, verify.RedactText(err.Error()), trace
 }
 
-func (s *Scheduler) fail(l *liveCheck, c *Check, code, msg string, _ error) {
+func (s *Scheduler) fail(l *liveCheck, c *Check, code, msg string) {
 	fin := time.Now().UTC()
 	c.Status, c.FinishedAt = StatusFailed, &fin
 	c.Error = &CheckError{Code: code, Message: msg}
@@ -700,7 +700,7 @@ func (s *Scheduler) resume(ctx context.Context, c *Check, r verify.Resumer) {
 		cur := l.snapshot()
 		if err != nil {
 			code, msg, _ := classify(err)
-			s.fail(l, cur, code, msg, nil)
+			s.fail(l, cur, code, msg)
 			return
 		}
 		fin := time.Now().UTC()

@@ -53,9 +53,6 @@ func init() {
 	}, commands...)
 }
 
-// AddCommand lets other files (and backends) add commands before Main runs.
-func addCommand(c command) { commands = append(commands, c) }
-
 // Main runs the command line and returns the exit status.
 func Main(ctx context.Context, args []string, env Env) int {
 	if env.Getenv == nil {

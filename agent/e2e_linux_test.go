@@ -16,8 +16,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 
 	"github.com/simproof/simproof/config"
 	"github.com/simproof/simproof/internal/nstest"
@@ -45,8 +49,10 @@ type bench struct {
 	stateDir string
 	logs     *syncBuffer
 	stop     func()
-	ids      []string // modem ids, by index
-	links    []string // the simulated modems' pty links, by index
+	ids      []string                  // modem ids, by index
+	links    []string                  // the simulated modems' pty links, by index
+	setup    func(i int, m *sim.Modem) // after the bearer is set, before the port opens
+	profile  string                    // the AT ports' profile ("" = auto)
 }
 
 const (
@@ -73,9 +79,14 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // is eth0: the negative control that forces the device step off the
 // cellular path.
 func newBench(t *testing.T, n int, extraEth0Modem bool) *bench {
+	return newBenchWith(t, n, extraEth0Modem, nil, "")
+}
+
+func newBenchWith(t *testing.T, n int, extraEth0Modem bool, setup func(int, *sim.Modem), profile string) *bench {
 	t.Helper()
 	nstest.RequireRoot(t)
-	b := &bench{t: t, tp: nstest.NewTopology(t, nstest.Options{Modems: n}), stateDir: t.TempDir(), logs: &syncBuffer{}}
+	b := &bench{t: t, tp: nstest.NewTopology(t, nstest.Options{Modems: n}), stateDir: t.TempDir(), logs: &syncBuffer{},
+		setup: setup, profile: profile}
 	subs := map[netip.Addr]string{}
 	for i, m := range b.tp.Modems {
 		subs[m.Addr4.Addr()] = fmt.Sprintf("44770090000%d", i)
@@ -117,6 +128,9 @@ func (b *bench) start(n int, extraEth0Modem bool) {
 				m.SetBearer(sim.BearerConfig{APN: "internet", IPv4: b.tp.Eth0Addr4,
 					Gateway4: netip.MustParseAddr("203.0.113.1"), DNS4: []netip.Addr{b.tp.ISPDNS4}})
 			}
+			if b.setup != nil {
+				b.setup(i, m)
+			}
 			t.Cleanup(func() { m.Close() })
 			b.sims = append(b.sims, m)
 		}
@@ -139,7 +153,7 @@ func (b *bench) start(n int, extraEth0Modem bool) {
 		if i >= len(b.tp.Modems) {
 			netdev = b.tp.Eth0
 		}
-		ports = append(ports, at.PortConfig{Device: link, Simulated: true, NetDevice: netdev})
+		ports = append(ports, at.PortConfig{Device: link, Simulated: true, NetDevice: netdev, Profile: b.profile})
 	}
 	log := slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	backend := at.NewBackend(at.BackendOptions{Ports: ports, CommandTimeout: 2 * time.Second, Log: log, Trace: true,
@@ -714,4 +728,68 @@ func netState(t *testing.T, ns *nstest.NS) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, "\n")
+}
+
+// TestCheckOverDHCPBearer: a Quectel modem in ECM mode serves DHCP on its
+// network function instead of reporting the address over AT. simproof
+// runs its DHCPv4 client on the interface (brought up first), applies the
+// lease, and the check leaves through it from the leased address.
+func TestCheckOverDHCPBearer(t *testing.T) {
+	var tp *nstest.Topology
+	b := newBenchWith(t, 1, false, func(_ int, m *sim.Modem) {
+		if err := m.UseVendor("quectel-ecm"); err != nil {
+			t.Fatal(err)
+		}
+	}, "quectel-ecm")
+	tp = b.tp
+	acks := startDHCPServer(t, tp)
+	b.tp.Device.SetDown(t, "wwan0") // an ECM function may come up down
+	c, status := b.check(CheckRequest{Provider: "idlayr", PhoneNumber: "+447700900000", Modem: b.ids[0]})
+	if status != 200 || c.Status != StatusCompleted || c.Result == nil || c.Result.Verified == nil || !*c.Result.Verified {
+		t.Fatalf("check over the DHCP bearer: %d %s %+v", status, c.Status, c.Error)
+	}
+	b.requireCellular(t, c, 0)
+	if acks.Load() == 0 {
+		t.Error("the address did not come from the modem's DHCP server")
+	}
+	var m map[string]any
+	b.do("GET", "/v1/modems/"+b.ids[0], nil, &m)
+	if d := m["data"].(map[string]any); d["interface"] != "wwan0" {
+		t.Errorf("data %v", d)
+	}
+}
+
+// startDHCPServer answers DHCP on the carrier side of wwan0 with the
+// modem's bearer address, as an ECM modem's own DHCP server does.
+func startDHCPServer(t *testing.T, tp *nstest.Topology) *atomic.Int64 {
+	t.Helper()
+	m := tp.Modems[0]
+	var acks atomic.Int64
+	handler := func(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
+		mt := map[dhcpv4.MessageType]dhcpv4.MessageType{dhcpv4.MessageTypeDiscover: dhcpv4.MessageTypeOffer,
+			dhcpv4.MessageTypeRequest: dhcpv4.MessageTypeAck}[req.MessageType()]
+		if mt == dhcpv4.MessageTypeNone {
+			return
+		}
+		gw := m.Gateway4.AsSlice()
+		resp, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(mt), dhcpv4.WithYourIP(m.Addr4.Addr().AsSlice()),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(gw)), dhcpv4.WithNetmask(net.CIDRMask(m.Addr4.Bits(), 32)),
+			dhcpv4.WithRouter(gw), dhcpv4.WithDNS(tp.CarrierDNS4.AsSlice()), dhcpv4.WithLeaseTime(3600))
+		if err == nil {
+			_, _ = conn.WriteTo(resp.ToBytes(), peer)
+			if mt == dhcpv4.MessageTypeAck {
+				acks.Add(1)
+			}
+		}
+	}
+	var srv *server4.Server
+	if err := tp.Carrier.Do(func() (err error) {
+		srv, err = server4.NewServer(m.Peer, &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, handler)
+		return err
+	}); err != nil {
+		t.Fatalf("dhcp server: %v", err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	return &acks
 }

@@ -50,7 +50,7 @@ func (p *NetPinner) Pin(ctx context.Context, modemID string, d modem.DataInfo) (
 		return nil, fmt.Errorf("modem %s: %w: PPP bearers are not supported", modemID, modem.ErrUnsupported)
 	}
 	if v4 != nil && v4.Method == "dhcp" && v4.Address == "" {
-		cfg, err := netbind.DHCPv4(ctx, d.Interface)
+		cfg, err := p.binder.DHCPv4(ctx, d.Interface)
 		if err != nil {
 			return nil, fmt.Errorf("modem %s: DHCP on %s: %w", modemID, d.Interface, err)
 		}

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/simproof/simproof/modem"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // DHCP bounds: each message waits dhcpTimeout for an answer and is sent
@@ -83,4 +86,62 @@ func fromACK(ack *dhcpv4.DHCPv4) (*modem.IPConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// DHCPv4 brings ifname up in the Binder's network namespace and asks the
+// modem's DHCPv4 server there (see the package function DHCPv4): an ECM or
+// RNDIS function may come up administratively down.
+func (b *Binder) DHCPv4(ctx context.Context, ifname string) (*modem.IPConfig, error) {
+	var cfg *modem.IPConfig
+	err := runIn(b.opts.NetNS, func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return &BearerError{Interface: ifname, Reason: "no such interface"}
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			return fmt.Errorf("dhcp on %s: link up: %w", ifname, err)
+		}
+		cfg, err = DHCPv4(ctx, ifname)
+		return err
+	})
+	return cfg, err
+}
+
+// runIn runs fn on a thread switched into the network namespace at path
+// ("" = this one), switched back and reused afterwards (a discarded thread
+// would take children started from it with Pdeathsig along).
+func runIn(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("current network namespace: %w", err)
+			return // never switched; the thread is discarded anyway
+		}
+		defer orig.Close()
+		target, err := netns.GetFromPath(path)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("network namespace %s: %w", path, err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter network namespace %s: %w", path, err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("leave network namespace %s: %w", path, err) // stays locked: discarded
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
 }

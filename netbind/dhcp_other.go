@@ -15,3 +15,8 @@ import (
 func DHCPv4(ctx context.Context, ifname string) (*modem.IPConfig, error) {
 	return nil, fmt.Errorf("dhcp on %s: %w: this build has no DHCPv4 client", ifname, errors.ErrUnsupported)
 }
+
+// DHCPv4 needs Linux.
+func (b *Binder) DHCPv4(ctx context.Context, ifname string) (*modem.IPConfig, error) {
+	return DHCPv4(ctx, ifname)
+}

@@ -53,14 +53,21 @@ type bench struct {
 	links    []string                  // the simulated modems' pty links, by index
 	setup    func(i int, m *sim.Modem) // after the bearer is set, before the port opens
 	profile  string                    // the AT ports' profile ("" = auto)
+	v6       bool                      // IPv6-only bearers, the server reached over IPv6
 }
 
 const (
 	idlayrURL   = "https://192.0.2.80:443"
-	plasgateURL = "https://192.0.2.80:8443"
-	operatorURL = "http://192.0.2.80:80"
 	redirectURI = "https://app.example.test/plasgate/callback"
 )
+
+// hostPort is the server's address for the bench's family.
+func (b *bench) hostPort(port string) string {
+	if b.v6 {
+		return net.JoinHostPort(b.tp.ServerAddr6.String(), port)
+	}
+	return net.JoinHostPort(b.tp.ServerAddr4.String(), port)
+}
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -83,16 +90,22 @@ func newBench(t *testing.T, n int, extraEth0Modem bool) *bench {
 }
 
 func newBenchWith(t *testing.T, n int, extraEth0Modem bool, setup func(int, *sim.Modem), profile string) *bench {
+	return newBenchOpts(t, n, extraEth0Modem, &bench{setup: setup, profile: profile})
+}
+
+// newBenchOpts builds the bench from a template holding setup, profile, v6.
+func newBenchOpts(t *testing.T, n int, extraEth0Modem bool, b *bench) *bench {
 	t.Helper()
 	nstest.RequireRoot(t)
-	b := &bench{t: t, tp: nstest.NewTopology(t, nstest.Options{Modems: n}), stateDir: t.TempDir(), logs: &syncBuffer{},
-		setup: setup, profile: profile}
+	b.t, b.tp, b.stateDir, b.logs = t, nstest.NewTopology(t, nstest.Options{Modems: n}), t.TempDir(), &syncBuffer{}
 	subs := map[netip.Addr]string{}
 	for i, m := range b.tp.Modems {
 		subs[m.Addr4.Addr()] = fmt.Sprintf("44770090000%d", i)
+		subs[m.Addr6.Addr()] = fmt.Sprintf("44770090000%d", i)
 	}
-	emu, err := emulator.New(emulator.Config{IDlayrURL: idlayrURL, PlasGateURL: plasgateURL, OperatorURL: operatorURL,
-		Subscribers: subs, MobileRanges: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/10")}})
+	emu, err := emulator.New(emulator.Config{IDlayrURL: "https://" + b.hostPort("443"), PlasGateURL: "https://" + b.hostPort("8443"),
+		OperatorURL: "http://" + b.hostPort("80"), Subscribers: subs,
+		MobileRanges: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("2001:db8:64::/48")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +114,8 @@ func newBenchWith(t *testing.T, n int, extraEth0Modem bool, setup func(int, *sim
 		role emulator.Role
 		addr string
 		tls  bool
-	}{{emulator.RoleIDlayr, "192.0.2.80:443", true}, {emulator.RolePlasGate, "192.0.2.80:8443", true},
-		{emulator.RoleOperator, "192.0.2.80:80", false}} {
+	}{{emulator.RoleIDlayr, b.hostPort("443"), true}, {emulator.RolePlasGate, b.hostPort("8443"), true},
+		{emulator.RoleOperator, b.hostPort("80"), false}} {
 		if err := emu.Serve(s.role, b.tp.Server.Listen(t, "tcp", s.addr), s.tls); err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +133,11 @@ func (b *bench) start(n int, extraEth0Modem bool) {
 	if b.sims == nil {
 		for i := 0; i < n+map[bool]int{true: 1}[extraEth0Modem]; i++ {
 			m := sim.New(sim.DefaultIdentity(i))
-			if i < n {
+			if i < n && b.v6 {
+				tm := b.tp.Modems[i]
+				m.SetBearer(sim.BearerConfig{APN: "internet", IPv6: tm.Addr6, Gateway6: tm.Gateway6,
+					DNS6: []netip.Addr{b.tp.CarrierDNS6}})
+			} else if i < n {
 				tm := b.tp.Modems[i]
 				m.SetBearer(sim.BearerConfig{APN: "internet", IPv4: tm.Addr4, Gateway4: tm.Gateway4,
 					DNS4: []netip.Addr{b.tp.CarrierDNS4}})
@@ -164,12 +181,12 @@ func (b *bench) start(n int, extraEth0Modem bool) {
 	server := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{DialContext: b.tp.Device.DialContext(&net.Dialer{}), TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	idp, err := idlayr.New(idlayr.Config{Credentials: idlayr.Credentials{ClientID: emulator.DefaultClientID,
-		ClientSecret: emulator.DefaultClientSecret, DataResidency: "eu"}, BaseURL: idlayrURL, HTTPClient: server,
+		ClientSecret: emulator.DefaultClientSecret, DataResidency: "eu"}, BaseURL: "https://" + b.hostPort("443"), HTTPClient: server,
 		TTLCap: 20 * time.Second, PollInterval: 50 * time.Millisecond, MaxPollInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pgp, err := plasgate.New(plasgate.Config{BaseURL: plasgateURL, PrivateKey: emulator.DefaultPlasGatePrivateKey,
+	pgp, err := plasgate.New(plasgate.Config{BaseURL: "https://" + b.hostPort("8443"), PrivateKey: emulator.DefaultPlasGatePrivateKey,
 		Secret: emulator.DefaultPlasGateSecret, RedirectURI: redirectURI, HTTPClient: server})
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +194,9 @@ func (b *bench) start(n int, extraEth0Modem bool) {
 	cfg := config.Default()
 	cfg.StateDir = b.stateDir
 	cfg.Checks.TTLCap = 20 * time.Second
+	if b.v6 {
+		cfg.APNDefault.IPType = "ipv6"
+	}
 	ns := b.tp.Device.Path()
 	d := &Daemon{Config: cfg, Log: log, Backends: map[string]RunningBackend{"at": backend},
 		Providers: map[string]verify.Provider{"idlayr": idp, "plasgate": pgp},
@@ -792,4 +812,35 @@ func startDHCPServer(t *testing.T, tp *nstest.Topology) *atomic.Int64 {
 	go srv.Serve()
 	t.Cleanup(func() { srv.Close() })
 	return &acks
+}
+
+// TestIPv6OnlyBearer: an IPv6-only bearer (a NAT64 carrier's) through the
+// whole daemon: the modem reports only an IPv6 context, netbind applies it
+// with an IPv6 table and rules, and both providers' device steps leave
+// through wwan0 from the SIM's IPv6 address.
+func TestIPv6OnlyBearer(t *testing.T) {
+	b := newBenchOpts(t, 1, false, &bench{v6: true})
+	want := b.tp.Modems[0].Addr6.Addr()
+	for _, p := range []string{"idlayr", "plasgate"} {
+		b.emu.ResetObservations()
+		c, _ := b.check(CheckRequest{Provider: p, PhoneNumber: "+447700900000", Modem: b.ids[0]})
+		if c.Status != StatusCompleted || c.Result == nil || c.Result.Verified == nil || !*c.Result.Verified {
+			t.Fatalf("%s over IPv6: %s %+v", p, c.Status, c.Error)
+		}
+		for _, h := range c.Trace {
+			if h.Interface != "wwan0" || !strings.HasPrefix(h.LocalAddress, "["+want.String()+"]:") {
+				t.Errorf("%s hop %s via %s from %s", p, h.URL, h.Interface, h.LocalAddress)
+			}
+		}
+		for _, r := range b.emu.Requests() {
+			if r.Role == emulator.RoleOperator && r.Source != want {
+				t.Errorf("operator saw %s from %s", r.Path, r.Source)
+			}
+		}
+	}
+	var m map[string]any
+	b.do("GET", "/v1/modems/"+b.ids[0], nil, &m)
+	if d := m["data"].(map[string]any); d["ipv4"] != nil || d["ipv6"] == nil {
+		t.Errorf("data of an IPv6-only bearer: %v", d)
+	}
 }

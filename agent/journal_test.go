@@ -101,3 +101,40 @@ func BenchmarkJournalConcurrentWrites(b *testing.B) {
 		})
 	}
 }
+
+// Retention prunes finished checks older than the cutoff with their
+// idempotency keys, and never an unfinished one.
+func TestJournalPrune(t *testing.T) {
+	j, err := OpenJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	now := time.Now()
+	old, recent := now.Add(-200*time.Hour), now.Add(-time.Hour)
+	checks := []*Check{
+		{ID: "chk_old", Status: StatusCompleted, FinishedAt: &old, IdempotencyKey: "k-old"},
+		{ID: "chk_recent", Status: StatusFailed, FinishedAt: &recent},
+		{ID: "chk_running", Status: StatusRunning, CreatedAt: old},
+	}
+	for _, c := range checks {
+		if err := j.Put(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := j.Prune(now.Add(-168 * time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want 1", n, err)
+	}
+	for id, want := range map[string]bool{"chk_old": false, "chk_recent": true, "chk_running": true} {
+		c, _ := j.Get(id)
+		if (c != nil) != want {
+			t.Errorf("%s present = %v, want %v", id, c != nil, want)
+		}
+	}
+	// The pruned check's idempotency key is free again.
+	c, created, err := j.Create(&Check{ID: "chk_new", Status: StatusQueued, IdempotencyKey: "k-old"})
+	if err != nil || !created || c.ID != "chk_new" {
+		t.Errorf("key after prune: %v %v %v", c, created, err)
+	}
+}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -245,5 +246,48 @@ func TestMetricsAfterChecks(t *testing.T) {
 		if strings.Contains(text, secret) {
 			t.Errorf("metrics hold %q (ICCID or phone number)", secret)
 		}
+	}
+}
+
+// GET /v1/events streams a check's life: check.updated as queued, running
+// and completed, redacted like the journal.
+func TestCheckEvents(t *testing.T) {
+	g := &gateProvider{release: make(chan struct{}), running: map[string]int{}}
+	close(g.release)
+	c := startScheduler(t, 8, g, "356938035643809")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://simproof/v1/events", nil)
+	stream := *c
+	stream.Timeout = 0
+	resp, err := stream.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if st, m, _ := post(t, c, "/v1/checks?wait=5s", `{"provider":"gate","phone_number":"+447700900123","modem":"356938035643809"}`); st != 200 {
+		t.Fatalf("check: %d %v", st, m)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var statuses []string
+	event := ""
+	for sc.Scan() && (len(statuses) == 0 || statuses[len(statuses)-1] != StatusCompleted) {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "event: "); ok {
+			event = v
+		}
+		if v, ok := strings.CutPrefix(line, "data: "); ok && event == "check.updated" {
+			var chk Check
+			if err := json.Unmarshal([]byte(v), &chk); err != nil {
+				t.Fatalf("event data %q: %v", v, err)
+			}
+			if len(statuses) == 0 || statuses[len(statuses)-1] != chk.Status {
+				statuses = append(statuses, chk.Status)
+			}
+		}
+	}
+	if got := strings.Join(statuses, ","); got != "queued,running,completed" {
+		t.Errorf("check.updated statuses %s", got)
 	}
 }

@@ -225,74 +225,69 @@ func cidList(ctxs []*pdpContext, activeOnly bool) string {
 	return "(" + strings.Join(ids, ",") + ")"
 }
 
-func cgpaddr(c *call) error {
-	switch c.req.op {
-	case opTest:
-		c.say("+CGPADDR: %s", cidList(c.st.sortedContexts(), false))
+// perContext is a command that answers for contexts: the test form lists
+// the defined cids (only the active ones with activeOnly), the action and
+// set forms run each for every context the parameters name, or for every
+// defined one when they name none.
+func perContext(activeOnly bool, each func(c *call, ctx *pdpContext)) handler {
+	return func(c *call) error {
+		switch c.req.op {
+		case opTest:
+			c.say("%s: %s", c.req.name, cidList(c.st.sortedContexts(), activeOnly))
+			return nil
+		case opExec, opSet:
+		default:
+			return errUnsupported
+		}
+		ctxs, err := c.listed(c.params())
+		if err != nil {
+			return err
+		}
+		for _, ctx := range ctxs {
+			each(c, ctx)
+		}
 		return nil
-	case opExec, opSet:
-	default:
-		return errUnsupported
 	}
-	ctxs, err := c.listed(c.params())
-	if err != nil {
-		return err
-	}
-	for _, ctx := range ctxs {
-		v4, v6 := c.st.addrs(ctx)
-		var addrs []string
-		if v4.IsValid() {
-			addrs = append(addrs, quote(v4.Addr().String()))
-		}
-		if v6.IsValid() {
-			addrs = append(addrs, quote(c.s.cfg.fmtV6(v6.Addr())))
-		}
-		if len(addrs) == 0 {
-			addrs = append(addrs, quote("0.0.0.0"))
-		}
-		c.say("+CGPADDR: %d,%s", ctx.cid, strings.Join(addrs, ","))
-	}
-	return nil
 }
+
+var cgpaddr = perContext(false, func(c *call, ctx *pdpContext) {
+	v4, v6 := c.st.addrs(ctx)
+	var addrs []string
+	if v4.IsValid() {
+		addrs = append(addrs, quote(v4.Addr().String()))
+	}
+	if v6.IsValid() {
+		addrs = append(addrs, quote(c.s.cfg.fmtV6(v6.Addr())))
+	}
+	if len(addrs) == 0 {
+		addrs = append(addrs, quote("0.0.0.0"))
+	}
+	c.say("+CGPADDR: %d,%s", ctx.cid, strings.Join(addrs, ","))
+})
 
 // cgcontrdp answers one line per address family of each active context:
 // <cid>,<bearer id>,<apn>,<addr and mask>,<gateway>,<dns1>,<dns2>, the
 // IPv4 address and mask joined with a dot into eight octets.
-func cgcontrdp(c *call) error {
-	switch c.req.op {
-	case opTest:
-		c.say("+CGCONTRDP: %s", cidList(c.st.sortedContexts(), true))
-		return nil
-	case opExec, opSet:
-	default:
-		return errUnsupported
-	}
-	ctxs, err := c.listed(c.params())
-	if err != nil {
-		return err
-	}
+var cgcontrdp = perContext(true, func(c *call, ctx *pdpContext) {
 	b := c.st.bearer
-	for _, ctx := range ctxs {
-		v4, v6 := c.st.addrs(ctx)
-		apn := ctx.apn
-		if apn == "" {
-			apn = b.APN
-		}
-		head := fmt.Sprintf("+CGCONTRDP: %d,%d,%s", ctx.cid, 4+ctx.cid, quote(apn))
-		if v4.IsValid() {
-			c.say("%s,%s,%s,%s,%s", head,
-				quote(v4.Addr().String()+"."+mask4(v4.Bits())),
-				quote(or4(b.Gateway4)), quote(or4(nth(b.DNS4, 0))), quote(or4(nth(b.DNS4, 1))))
-		}
-		if v6.IsValid() {
-			f := c.s.cfg.fmtV6
-			c.say("%s,%s,%s,%s,%s", head,
-				quote(c.s.cfg.fmtV6Prefix(v6)),
-				quote(f(or6(b.Gateway6))), quote(f(or6(nth(b.DNS6, 0)))), quote(f(or6(nth(b.DNS6, 1)))))
-		}
+	v4, v6 := c.st.addrs(ctx)
+	apn := ctx.apn
+	if apn == "" {
+		apn = b.APN
 	}
-	return nil
-}
+	head := fmt.Sprintf("+CGCONTRDP: %d,%d,%s", ctx.cid, 4+ctx.cid, quote(apn))
+	if v4.IsValid() {
+		c.say("%s,%s,%s,%s,%s", head,
+			quote(v4.Addr().String()+"."+mask4(v4.Bits())),
+			quote(or4(b.Gateway4)), quote(or4(nth(b.DNS4, 0))), quote(or4(nth(b.DNS4, 1))))
+	}
+	if v6.IsValid() {
+		f := c.s.cfg.fmtV6
+		c.say("%s,%s,%s,%s,%s", head,
+			quote(c.s.cfg.fmtV6Prefix(v6)),
+			quote(f(or6(b.Gateway6))), quote(f(or6(nth(b.DNS6, 0)))), quote(f(or6(nth(b.DNS6, 1)))))
+	}
+})
 
 func nth(as []netip.Addr, i int) netip.Addr {
 	if i < len(as) {

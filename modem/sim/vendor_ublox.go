@@ -72,34 +72,18 @@ func uauthreq(c *call) error {
 	return nil
 }
 
-func uipaddr(c *call) error {
-	switch c.req.op {
-	case opTest:
-		c.say("+UIPADDR: %s", cidList(c.st.sortedContexts(), false))
-		return nil
-	case opExec, opSet:
-	default:
-		return errUnsupported
+var uipaddr = perContext(false, func(c *call, ctx *pdpContext) {
+	v4, v6 := c.st.addrs(ctx)
+	if !v4.IsValid() && !v6.IsValid() {
+		c.say(`+UIPADDR: %d,"","","","",""`, ctx.cid)
+		return
 	}
-	ctxs, err := c.listed(c.params())
-	if err != nil {
-		return err
+	f := []string{quote("usb0"), quote(""), quote(""), quote(""), quote("")}
+	if v4.IsValid() {
+		f[1], f[2] = quote(or4(c.st.bearer.Gateway4)), quote(mask4(v4.Bits()))
 	}
-	b := c.st.bearer
-	for _, ctx := range ctxs {
-		v4, v6 := c.st.addrs(ctx)
-		if !v4.IsValid() && !v6.IsValid() {
-			c.say(`+UIPADDR: %d,"","","","",""`, ctx.cid)
-			continue
-		}
-		f := []string{quote("usb0"), quote(""), quote(""), quote(""), quote("")}
-		if v4.IsValid() {
-			f[1], f[2] = quote(or4(b.Gateway4)), quote(mask4(v4.Bits()))
-		}
-		if v6.IsValid() {
-			f[3] = quote(strings.ToUpper(v6.String()))
-		}
-		c.say("+UIPADDR: %d,%s", ctx.cid, strings.Join(f, ","))
+	if v6.IsValid() {
+		f[3] = quote(strings.ToUpper(v6.String()))
 	}
-	return nil
-}
+	c.say("+UIPADDR: %d,%s", ctx.cid, strings.Join(f, ","))
+})

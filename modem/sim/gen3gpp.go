@@ -40,7 +40,7 @@ func generic3GPPCommands() map[string]handler {
 		"+QCCID": iccid("+QCCID"),
 		"+ICCID": iccid("+ICCID"),
 		"^ICCID": iccid("^ICCID"),
-		"+CRSM":  crsm,
+		"+CRSM":  setOnly("", crsm),
 		"+CIMI": execOnly(func(c *call) error {
 			if err := c.st.simErr(); err != nil {
 				return err
@@ -61,7 +61,7 @@ func generic3GPPCommands() map[string]handler {
 			}
 			return nil
 		}),
-		"+CLCK": clck,
+		"+CLCK": setOnly(`+CLCK: ("SC","FD","PN","PU","PP","PC")`, clck),
 
 		"+CFUN":   cfun,
 		"+COPS":   cops,
@@ -190,13 +190,6 @@ const (
 // with the data, 106,130 (file not found), 105,130 (security status: PIN
 // not entered) or 109,0 (instruction not supported).
 func crsm(c *call) error {
-	switch c.req.op {
-	case opTest:
-		return nil
-	case opSet:
-	default:
-		return errUnsupported
-	}
 	st := c.st
 	if st.faults.NoSIM {
 		return errSIMNotInserted
@@ -251,14 +244,6 @@ func crsm(c *call) error {
 var lockFacilities = []string{"SC", "FD", "PN", "PU", "PP", "PC"}
 
 func clck(c *call) error {
-	switch c.req.op {
-	case opTest:
-		c.say(`+CLCK: ("SC","FD","PN","PU","PP","PC")`)
-		return nil
-	case opSet:
-	default:
-		return errUnsupported
-	}
 	st := c.st
 	if st.faults.NoSIM {
 		return errSIMNotInserted

@@ -77,10 +77,7 @@ func cgdcont(c *call) error {
 	if !known {
 		return errIncorrectParams
 	}
-	apn := ""
-	if len(ps) > 2 {
-		apn = ps[2].val
-	}
+	apn := strArg(ps, 2)
 	if ctx == nil {
 		ctx = &pdpContext{cid: cid}
 		st.ctxs[cid] = ctx
@@ -146,13 +143,7 @@ func cgact(c *call) error {
 	st := c.st
 	switch c.req.op {
 	case opQuery:
-		for _, ctx := range st.sortedContexts() {
-			n := 0
-			if ctx.active {
-				n = 1
-			}
-			c.say("+CGACT: %d,%d", ctx.cid, n)
-		}
+		c.sayStates()
 		return nil
 	case opTest:
 		c.say("+CGACT: (0,1)")
@@ -185,16 +176,35 @@ func cgact(c *call) error {
 		ctxs = append(ctxs, ctx)
 	}
 	for _, ctx := range ctxs {
-		switch {
-		case on == 1 && !ctx.active:
-			if err := st.activate(ctx); err != nil {
-				return err
-			}
-		case on == 0 && ctx.active:
-			c.m.deactivate(ctx)
+		if err := c.setActive(ctx, on == 1); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// setActive brings ctx up (attaching first if need be) or down; nothing
+// happens when it already is.
+func (c *call) setActive(ctx *pdpContext, on bool) error {
+	switch {
+	case on && !ctx.active:
+		return c.st.activate(ctx)
+	case !on && ctx.active:
+		c.m.deactivate(ctx)
+	}
+	return nil
+}
+
+// sayStates answers "<name>: <cid>,<state>" for every defined context,
+// state 1 while it is active.
+func (c *call) sayStates() {
+	for _, ctx := range c.st.sortedContexts() {
+		n := 0
+		if ctx.active {
+			n = 1
+		}
+		c.say("%s: %d,%d", c.req.name, ctx.cid, n)
+	}
 }
 
 // listed returns the contexts named in ps, or every defined one.
@@ -412,17 +422,30 @@ func cgauth(c *call) error {
 		if !ok {
 			return errIncorrectParams
 		}
-		ctx.auth, ctx.user, ctx.pass = auth, "", ""
-		if len(ps) > 2 {
-			ctx.user = ps[2].val
-		}
-		if len(ps) > 3 {
-			ctx.pass = ps[3].val
-		}
+		ctx.auth, ctx.user, ctx.pass = auth, strArg(ps, 2), strArg(ps, 3)
 	default:
 		return errUnsupported
 	}
 	return nil
+}
+
+// setAuth is a vendor's command storing a defined context's credentials:
+// <cid>,<auth>[,...] with auth up to maxAuth, the user name and the
+// password at parameters user and pass ("" when absent).
+func setAuth(maxAuth, user, pass int) handler {
+	return func(c *call) error {
+		ps := c.params()
+		ctx, err := c.ctxArg(ps, 0)
+		if err != nil || len(ps) < 2 {
+			return errIncorrectParams
+		}
+		auth, err := c.intArg(ps, 1, 0, 0, maxAuth)
+		if err != nil {
+			return err
+		}
+		ctx.auth, ctx.user, ctx.pass = auth, strArg(ps, user), strArg(ps, pass)
+		return nil
+	}
 }
 
 // dial is ATD: *99# or *99***<cid># (also *98) activates the context and
@@ -449,10 +472,8 @@ func dial(c *call) error {
 	if !ok {
 		return errIncorrectParams
 	}
-	if !ctx.active {
-		if err := c.st.activate(ctx); err != nil {
-			return err
-		}
+	if err := c.setActive(ctx, true); err != nil {
+		return err
 	}
 	c.s.callCID = cid
 	c.s.dataCID.Store(int32(cid))

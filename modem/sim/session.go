@@ -549,6 +549,23 @@ func (c *call) intArg(ps []param, i, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// needArg returns parameter i as an integer in [lo, hi]; a missing one is
+// an error.
+func (c *call) needArg(ps []param, i, lo, hi int) (int, error) {
+	if i >= len(ps) || ps[i].val == "" {
+		return 0, errIncorrectParams
+	}
+	return c.intArg(ps, i, 0, lo, hi)
+}
+
+// strArg returns parameter i, or "" when absent.
+func strArg(ps []param, i int) string {
+	if i < len(ps) {
+		return ps[i].val
+	}
+	return ""
+}
+
 // basicArg is a basic command's digit (ATE, ATE0 = 0), within [lo, hi].
 func (c *call) basicArg(lo, hi int) (int, error) {
 	if c.req.args == "" {

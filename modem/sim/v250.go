@@ -122,6 +122,24 @@ func execOnly(fn handler) handler {
 	}
 }
 
+// setOnly answers the set form with fn, the test form with testLine (no
+// line when empty) and anything else with "not supported", as a 27.007
+// command without a query form.
+func setOnly(testLine string, fn handler) handler {
+	return func(c *call) error {
+		switch c.req.op {
+		case opSet:
+			return fn(c)
+		case opTest:
+			if testLine != "" {
+				c.say("%s", testLine)
+			}
+			return nil
+		}
+		return errUnsupported
+	}
+}
+
 // text answers an action command with one line of identity text.
 func text(field func(id Identity) string) handler {
 	return execOnly(func(c *call) error {

@@ -30,19 +30,11 @@ const (
 )
 
 func ndisdup(vs *vendorState) handler {
-	return func(c *call) error {
+	return setOnly(`^NDISDUP: (1-16),(0-1),,,,(0-3)`, func(c *call) error {
 		st := c.st
-		switch c.req.op {
-		case opTest:
-			c.say(`^NDISDUP: (1-16),(0-1),,,,(0-3)`)
-			return nil
-		case opSet:
-		default:
-			return errUnsupported
-		}
 		ps := c.params()
-		cid, err := c.intArg(ps, 0, -1, 1, 16)
-		if err != nil || cid < 0 || len(ps) < 2 {
+		cid, err := c.needArg(ps, 0, 1, 16)
+		if err != nil || len(ps) < 2 {
 			return errIncorrectParams
 		}
 		up, err := c.intArg(ps, 1, 0, 0, 1)
@@ -69,8 +61,8 @@ func ndisdup(vs *vendorState) handler {
 			ctx = &pdpContext{cid: cid, typ: "IP"}
 			st.ctxs[cid] = ctx
 		}
-		if len(ps) > 2 && ps[2].val != "" {
-			ctx.apn = ps[2].val
+		if apn := strArg(ps, 2); apn != "" {
+			ctx.apn = apn
 		}
 		if len(ps) > 3 {
 			ctx.user, ctx.auth = ps[3].val, auth
@@ -100,7 +92,7 @@ func ndisdup(vs *vendorState) handler {
 		}
 		c.m.broadcast(func(*session) string { return ndisstatLines(1, "", st.familyNames(ctx)) })
 		return nil
-	}
+	})
 }
 
 // ndisstatLines renders one ^NDISSTAT URC line per family.

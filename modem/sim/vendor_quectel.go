@@ -16,22 +16,14 @@ import "strings"
 func quectelCommands(vs *vendorState) map[string]handler {
 	return map[string]handler{
 		"+QCFG":       qcfg(vs),
-		"+QICSGP":     qicsgp,
+		"+QICSGP":     setOnly(`+QICSGP: (1-16),(1-3),"APN","USERNAME","PASSWORD",(0-3)`, qicsgp),
 		"+QNETDEVCTL": qnetdevctl(vs),
 		"$QCRMCALL":   qcrmcall(vs, true),
 	}
 }
 
 func qcfg(vs *vendorState) handler {
-	return func(c *call) error {
-		switch c.req.op {
-		case opTest:
-			c.say(`+QCFG: "usbnet",(0-3)`)
-			return nil
-		case opSet:
-		default:
-			return errUnsupported
-		}
+	return setOnly(`+QCFG: "usbnet",(0-3)`, func(c *call) error {
 		ps := c.params()
 		if len(ps) == 0 || !strings.EqualFold(ps[0].val, "usbnet") {
 			return errIncorrectParams // the other settings are not simulated
@@ -46,24 +38,16 @@ func qcfg(vs *vendorState) handler {
 		}
 		vs.usbnet = n
 		return nil
-	}
+	})
 }
 
 // qicsgp sets a context's type, APN and credentials the way Quectel's own
 // dialler reads them; the query never shows the password.
 func qicsgp(c *call) error {
-	switch c.req.op {
-	case opTest:
-		c.say(`+QICSGP: (1-16),(1-3),"APN","USERNAME","PASSWORD",(0-3)`)
-		return nil
-	case opSet:
-	default:
-		return errUnsupported
-	}
 	ps := c.params()
-	cid, err := c.intArg(ps, 0, -1, 1, 16)
-	if err != nil || cid < 0 {
-		return errIncorrectParams
+	cid, err := c.needArg(ps, 0, 1, 16)
+	if err != nil {
+		return err
 	}
 	ctx, ok := c.st.ctxs[cid]
 	types := map[int]string{1: "IP", 2: "IPV6", 3: "IPV4V6"}
@@ -91,13 +75,7 @@ func qicsgp(c *call) error {
 		return errNotAllowed
 	}
 	ctx.typ = types[t]
-	val := func(i int) string {
-		if i < len(ps) {
-			return ps[i].val
-		}
-		return ""
-	}
-	ctx.apn, ctx.user, ctx.pass, ctx.auth = val(2), val(3), val(4), auth
+	ctx.apn, ctx.user, ctx.pass, ctx.auth = strArg(ps, 2), strArg(ps, 3), strArg(ps, 4), auth
 	return nil
 }
 
@@ -135,17 +113,12 @@ func qnetdevctl(vs *vendorState) handler {
 		if err != nil {
 			return err
 		}
+		if err := c.setActive(ctx, op != 0); err != nil {
+			return err
+		}
 		if op == 0 {
-			if ctx.active {
-				c.m.deactivate(ctx)
-			}
 			vs.netdev.op, vs.netdev.urc = 0, urc
 			return nil
-		}
-		if !ctx.active {
-			if err := c.st.activate(ctx); err != nil {
-				return err
-			}
 		}
 		vs.netdev.op, vs.netdev.cid, vs.netdev.urc = op, ctx.cid, urc
 		return nil
@@ -184,12 +157,12 @@ func qcrmcall(vs *vendorState, quectel bool) handler {
 			return errNotAllowed
 		}
 		ps := c.params()
-		action, err := c.intArg(ps, 0, -1, 0, 1)
-		if err != nil || action < 0 {
-			return errIncorrectParams
+		action, err := c.needArg(ps, 0, 0, 1)
+		if err != nil {
+			return err
 		}
-		if inst, err := c.intArg(ps, 1, -1, 1, 1); err != nil || inst != 1 {
-			return errIncorrectParams
+		if _, err := c.needArg(ps, 1, 1, 1); err != nil { // instance 1 only
+			return err
 		}
 		ipType, err := c.intArg(ps, 2, 1, 1, 3)
 		if err != nil {
@@ -215,10 +188,8 @@ func qcrmcall(vs *vendorState, quectel bool) handler {
 		if cur, ok := st.ctxs[vs.rmnetCID]; ok && cur.active && cur != ctx {
 			return errNotAllowed // one RmNet call per instance
 		}
-		if !ctx.active {
-			if err := st.activate(ctx); err != nil {
-				return err
-			}
+		if err := c.setActive(ctx, true); err != nil {
+			return err
 		}
 		want := map[string]bool{"IPV4": ipType != 2, "IPV6": ipType != 1}
 		var got []string

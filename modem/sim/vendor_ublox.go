@@ -22,9 +22,9 @@ func ubloxCommands(vs *vendorState) map[string]handler {
 			case opTest:
 				c.say("+UBMCONF: (1-2)")
 			case opSet:
-				n, err := c.intArg(c.params(), 0, -1, 1, 2)
-				if err != nil || n < 0 {
-					return errIncorrectParams
+				n, err := c.needArg(c.params(), 0, 1, 2)
+				if err != nil {
+					return err
 				}
 				vs.ubmconf = n
 			default:
@@ -39,37 +39,9 @@ func ubloxCommands(vs *vendorState) map[string]handler {
 			c.say(`+UUSBCONF: 2,"ECM",,"0x1143"`)
 			return nil
 		},
-		"+UAUTHREQ": uauthreq,
+		"+UAUTHREQ": setOnly("+UAUTHREQ: (1-8),(0-3),,", setAuth(3, 2, 3)),
 		"+UIPADDR":  uipaddr,
 	}
-}
-
-func uauthreq(c *call) error {
-	switch c.req.op {
-	case opTest:
-		c.say("+UAUTHREQ: (1-8),(0-3),,")
-		return nil
-	case opSet:
-	default:
-		return errUnsupported
-	}
-	ps := c.params()
-	ctx, err := c.ctxArg(ps, 0)
-	if err != nil || len(ps) < 2 {
-		return errIncorrectParams
-	}
-	auth, err := c.intArg(ps, 1, 0, 0, 3)
-	if err != nil {
-		return err
-	}
-	ctx.auth, ctx.user, ctx.pass = auth, "", ""
-	if len(ps) > 2 {
-		ctx.user = ps[2].val
-	}
-	if len(ps) > 3 {
-		ctx.pass = ps[3].val
-	}
-	return nil
 }
 
 var uipaddr = perContext(false, func(c *call, ctx *pdpContext) {

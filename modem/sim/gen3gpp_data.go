@@ -321,11 +321,16 @@ func or6(a netip.Addr) netip.Addr {
 }
 
 func mask4(bits int) string {
-	var m [4]byte
-	for i := 0; i < bits && i < 32; i++ {
+	return netip.AddrFrom4([4]byte(maskBytes(bits, 4))).String()
+}
+
+// maskBytes is a netmask of n bytes whose first bits bits are set.
+func maskBytes(bits, n int) []byte {
+	m := make([]byte, n)
+	for i := 0; i < bits && i < 8*n; i++ {
 		m[i/8] |= 0x80 >> (i % 8)
 	}
-	return netip.AddrFrom4(m).String()
+	return m
 }
 
 // fmtV6 renders an IPv6 address as +CGPIAF says: by default 16
@@ -361,11 +366,7 @@ func (cfg *sessionConfig) fmtV6Prefix(p netip.Prefix) string {
 	if cfg.piaf[0] == 1 && cfg.piaf[1] == 1 {
 		return addr + "/" + strconv.Itoa(p.Bits())
 	}
-	var m [16]byte
-	for i := 0; i < p.Bits() && i < 128; i++ {
-		m[i/8] |= 0x80 >> (i % 8)
-	}
-	mask := cfg.fmtV6(netip.AddrFrom16(m))
+	mask := cfg.fmtV6(netip.AddrFrom16([16]byte(maskBytes(p.Bits(), 16))))
 	if cfg.piaf[0] == 0 {
 		return addr + "." + mask
 	}

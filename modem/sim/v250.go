@@ -8,27 +8,9 @@ import (
 // v250Commands are the ITU-T V.250 basic commands.
 func v250Commands() map[string]handler {
 	return map[string]handler{
-		"E": func(c *call) error {
-			n, err := c.basicArg(0, 1)
-			if err == nil {
-				c.s.cfg.echo = n == 1
-			}
-			return err
-		},
-		"V": func(c *call) error {
-			n, err := c.basicArg(0, 1)
-			if err == nil {
-				c.s.cfg.verbose = n == 1
-			}
-			return err
-		},
-		"Q": func(c *call) error {
-			n, err := c.basicArg(0, 1)
-			if err == nil {
-				c.s.cfg.quiet = n == 1
-			}
-			return err
-		},
+		"E":  portFlag(func(cfg *sessionConfig) *bool { return &cfg.echo }),
+		"V":  portFlag(func(cfg *sessionConfig) *bool { return &cfg.verbose }),
+		"Q":  portFlag(func(cfg *sessionConfig) *bool { return &cfg.quiet }),
 		"Z":  resetPort,
 		"&F": resetPort,
 		"X":  acceptDigit(0, 4),
@@ -65,6 +47,18 @@ func v250Commands() map[string]handler {
 		},
 		"S": sRegister,
 		"D": dial,
+	}
+}
+
+// portFlag is a basic command turning a port setting off (0, or no digit)
+// or on (1).
+func portFlag(flag func(cfg *sessionConfig) *bool) handler {
+	return func(c *call) error {
+		n, err := c.basicArg(0, 1)
+		if err == nil {
+			*flag(&c.s.cfg) = n == 1
+		}
+		return err
 	}
 }
 

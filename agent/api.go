@@ -173,13 +173,16 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 	ch, cancel := a.Hub.Subscribe(last)
 	defer cancel()
-	// The server's WriteTimeout would cut a long-lived stream.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	// The server's WriteTimeout would cut a long-lived stream; instead each
+	// write gets its own deadline, so a client that stops reading is
+	// dropped rather than holding the handler forever.
+	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriter(w)
 	fmt.Fprint(bw, ": simproof events\n\n")
+	_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	bw.Flush()
 	fl.Flush()
 	keepalive := time.NewTicker(30 * time.Second)
@@ -196,9 +199,12 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			}
 			fmt.Fprintf(bw, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, ev.Data)
 		}
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if err := bw.Flush(); err != nil {
 			return
 		}
-		fl.Flush()
+		if err := rc.Flush(); err != nil {
+			return
+		}
 	}
 }

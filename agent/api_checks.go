@@ -163,7 +163,8 @@ func (c *CheckAPI) get(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	if !validSelector(id) {
-		writeProblem(w, http.StatusBadRequest, CodeBadRequest, "malformed check id")
+		// No check has such an id: the catalogue's answer for an unknown one.
+		writeProblem(w, http.StatusNotFound, "check_not_found", "no check with that id")
 		return
 	}
 	check, live, err := c.S.Get(id)

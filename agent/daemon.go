@@ -134,13 +134,15 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 	sched := NewScheduler(SchedulerOptions{Checks: cfg.Checks, SIMs: cfg.SIMs, APN: cfg.APNDefault, Metrics: met,
 		IDlayrVersion: cfg.Providers.IDlayr.Version, Providers: d.Providers, Pinner: d.Pinner, Journal: journal,
 		Registry: reg, Hub: hub, Log: log})
+	// Deferred in this order so they run the other way round: the workers
+	// stop (sched.Wait) before the pinner takes back what they applied.
+	if u, ok := d.Pinner.(interface{ UnpinAll() }); ok {
+		defer u.UnpinAll()
+	}
 	if err := sched.Start(ctx); err != nil {
 		return fmt.Errorf("recover the journal: %w", err)
 	}
 	defer sched.Wait()
-	if u, ok := d.Pinner.(interface{ UnpinAll() }); ok {
-		defer u.UnpinAll()
-	}
 
 	api := &API{Version: version.Version, Started: time.Now(), Registry: reg, Hub: hub, Status: d.status,
 		Peers: NewPeerPolicy(cfg.Socket.AllowUIDs, cfg.Socket.AllowGIDs)}

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"sync"
+	"time"
 )
 
 // Event is one server-sent event.
@@ -23,8 +24,10 @@ type Hub struct {
 }
 
 // NewHub keeps the newest keep events for replay.
+// Ids start from the clock, not 1, so a client resuming with an id from
+// before a restart is not mistaken for one that has seen the new events.
 func NewHub(keep int) *Hub {
-	return &Hub{next: 1, subs: map[chan Event]struct{}{}, keep: keep}
+	return &Hub{next: uint64(time.Now().UnixMicro()), subs: map[chan Event]struct{}{}, keep: keep}
 }
 
 // Publish marshals data and sends it to every subscriber. A subscriber whose

@@ -214,6 +214,27 @@ func (j *Journal) Get(id string) (*Check, error) {
 	return c, nil
 }
 
+// ByIdempotencyKey returns the check an idempotency key made, or nil.
+func (j *Journal) ByIdempotencyKey(key string) (*Check, error) {
+	var c *Check
+	err := j.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketIdem).Get([]byte(key))
+		if id == nil {
+			return nil
+		}
+		v := tx.Bucket(bucketChecks).Get(id)
+		if v == nil {
+			return nil
+		}
+		c = &Check{}
+		return json.Unmarshal(v, c)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: idempotency key: %v", ErrJournal, err)
+	}
+	return c, nil
+}
+
 // List returns checks newest first, filtered, at most limit.
 func (j *Journal) List(filter func(*Check) bool, limit int) ([]*Check, error) {
 	var out []*Check

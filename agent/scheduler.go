@@ -196,17 +196,20 @@ func (s *Scheduler) pruneLoop(ctx context.Context) {
 // Submit validates, journals and queues a check. created is false for an
 // idempotent replay, which returns the check the key first created.
 func (s *Scheduler) Submit(req CheckRequest) (*Check, *liveCheck, bool, error) {
+	// A replay returns the first check even when its request would no longer
+	// validate (the modem was unplugged, the provider removed): the retry is
+	// about that check, not a new one.
+	if req.IdempotencyKey != "" {
+		if prev, err := s.replay(req.IdempotencyKey); err != nil || prev != nil {
+			return prev, s.liveOf(prev), false, err
+		}
+	}
 	c, err := s.validate(&req)
 	if err != nil {
 		return nil, nil, false, err
 	}
 	s.idemMu.Lock()
 	defer s.idemMu.Unlock()
-	if req.IdempotencyKey != "" {
-		if prev, err := s.replay(req.IdempotencyKey); err != nil || prev != nil {
-			return prev, s.liveOf(prev), false, err
-		}
-	}
 	slot := s.slot(c.Modem)
 	s.mu.Lock()
 	if s.queued >= s.o.Checks.Queue {
@@ -237,14 +240,14 @@ func (s *Scheduler) Submit(req CheckRequest) (*Check, *liveCheck, bool, error) {
 }
 
 func (s *Scheduler) replay(key string) (*Check, error) {
-	checks, err := s.o.Journal.List(func(c *Check) bool { return c.IdempotencyKey == key }, 1)
-	if err != nil || len(checks) == 0 {
+	c, err := s.o.Journal.ByIdempotencyKey(key)
+	if err != nil || c == nil {
 		return nil, err
 	}
-	if l := s.liveOf(checks[0]); l != nil {
+	if l := s.liveOf(c); l != nil {
 		return l.snapshot(), nil
 	}
-	return checks[0], nil
+	return c, nil
 }
 
 func (s *Scheduler) liveOf(c *Check) *liveCheck {
@@ -272,8 +275,16 @@ func (s *Scheduler) validate(req *CheckRequest) (*Check, error) {
 		if !strings.HasPrefix(strings.ToLower(req.URL), "https://") || len(req.URL) > 8192 {
 			return nil, badRequest("bad_url", "url must be an absolute https URL")
 		}
-		if req.Provider == "" {
+		if req.MaxHops < 0 || req.MaxHops > 50 {
+			return nil, badRequest(CodeBadRequest, "max_hops must be 0 to 50")
+		}
+		switch _, known := s.o.Providers[req.Provider]; {
+		case req.Provider == "":
 			c.Provider = "device"
+		case !known:
+			// The provider names the check in metrics and lists: only ones
+			// the daemon knows, so labels stay a bounded set.
+			return nil, badRequest("unknown_provider", "provider %q is not configured (have: %s)", req.Provider, strings.Join(s.providerNames(), ", "))
 		}
 		c.URL = req.URL
 	case req.Provider == "":
@@ -455,6 +466,10 @@ var errModemGone = fmt.Errorf("modem removed during the check: %w", modem.ErrGon
 
 // run executes one check on its modem.
 func (s *Scheduler) run(l *liveCheck) {
+	// A *Check installed as l.check is never written again (readers
+	// snapshot it without the worker's help): every change below starts
+	// from a fresh snapshot, which also carries what Progress recorded
+	// meanwhile (the provider's check id).
 	c := l.snapshot()
 	now := time.Now().UTC()
 	c.Status, c.StartedAt = StatusRunning, &now
@@ -462,7 +477,7 @@ func (s *Scheduler) run(l *liveCheck) {
 
 	m, info, err := s.o.Registry.Lookup(c.Modem)
 	if err != nil {
-		s.fail(l, c, verify.CodeModemGone, "modem "+c.Modem+" is gone")
+		s.fail(l, l.snapshot(), verify.CodeModemGone, "modem "+c.Modem+" is gone")
 		return
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
@@ -475,14 +490,16 @@ func (s *Scheduler) run(l *liveCheck) {
 	defer s.o.Registry.SetBusy(info.ID, false)
 
 	res, dev, err := s.execute(ctx, m, info, c, l)
-	if s.ctx.Err() != nil {
-		// Shutting down: the journal keeps the check "running" with its
-		// provider id, and the next start resumes or reports it.
+	if err != nil && s.ctx.Err() != nil {
+		// Shutting down cut the check short: the journal keeps it
+		// "running" with its provider id, and the next start resumes or
+		// reports it. A check that finished anyway is recorded below.
 		return
 	}
-	if cause := context.Cause(ctx); errors.Is(cause, modem.ErrGone) {
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, modem.ErrGone) {
 		err = cause
 	}
+	c = l.snapshot()
 	if err != nil {
 		code, msg, trace := classify(err)
 		if len(trace) > 0 {
@@ -677,6 +694,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		if err := s.o.Journal.Put(c); err != nil {
 			return err
 		}
+		s.o.Metrics.CheckFinished(c)
 		s.log.Warn("check interrupted by a restart", "check", c.ID, "provider_check_id", c.ProviderCheck)
 	}
 	return nil

@@ -291,3 +291,116 @@ func TestCheckEvents(t *testing.T) {
 		t.Errorf("check.updated statuses %s", got)
 	}
 }
+
+// failingProvider creates a provider check, then fails (a TLS error after
+// create, say).
+type failingProvider struct{ release chan struct{} }
+
+func (failingProvider) Name() string { return "gate" }
+func (f failingProvider) Check(ctx context.Context, req verify.Request) (*verify.Result, error) {
+	if err := req.Progress.Report(verify.Event{Provider: "gate", Stage: verify.StageCreated, CheckID: "prov-123"}); err != nil {
+		return nil, err
+	}
+	<-f.release
+	return nil, &verify.Error{Code: verify.CodeTLSError, Message: "handshake failed"}
+}
+
+// The provider's check id survives a failure after creation, live and in
+// the journal; readers polling while the check ends see whole checks (the
+// race detector watches).
+func TestProviderIDKeptOnFailure(t *testing.T) {
+	f := failingProvider{release: make(chan struct{})}
+	c := startScheduler(t, 8, f, "356938035643809")
+	st, m, _ := post(t, c, "/v1/checks", `{"provider":"gate","phone_number":"+447700900123","modem":"356938035643809"}`)
+	if st != 202 {
+		t.Fatalf("submit: %d %v", st, m)
+	}
+	id := m["id"].(string)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // a reader polling while the check ends
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := c.Get("http://simproof/v1/checks/" + id)
+			if err == nil {
+				var chk Check
+				json.NewDecoder(resp.Body).Decode(&chk)
+				resp.Body.Close()
+				if chk.Status == StatusFailed && chk.Error == nil {
+					t.Error("a failed check without its error: a torn read")
+				}
+			}
+		}
+	}()
+	close(f.release)
+	resp, err := c.Get("http://simproof/v1/checks/" + id + "?wait=5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chk Check
+	json.NewDecoder(resp.Body).Decode(&chk)
+	resp.Body.Close()
+	close(stop)
+	<-done
+	if chk.Status != StatusFailed || chk.Error == nil || chk.Error.Code != "tls_error" || chk.ProviderCheck != "prov-123" {
+		t.Fatalf("check %s %+v provider %q", chk.Status, chk.Error, chk.ProviderCheck)
+	}
+}
+
+// A retry with the same idempotency key returns the first check even when
+// its request would no longer validate (the modem is gone).
+func TestReplayAfterModemGone(t *testing.T) {
+	g := &gateProvider{release: make(chan struct{}), running: map[string]int{}}
+	close(g.release)
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	hub := NewHub(4)
+	reg := NewRegistry(hub)
+	reg.Put(&connModem{fakeModem{info: modem.Info{ID: "356938035643809", IMEI: "356938035643809"}}})
+	s := NewScheduler(SchedulerOptions{Checks: config.Default().Checks, Providers: map[string]verify.Provider{"gate": g},
+		Pinner: nopPinner{}, Journal: j, Registry: reg, Hub: hub})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); s.Wait() }()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req := CheckRequest{Provider: "gate", PhoneNumber: "+447700900123", Modem: "356938035643809", IdempotencyKey: "order-7"}
+	first, _, created, err := s.Submit(req)
+	if err != nil || !created {
+		t.Fatalf("first: %v %v", created, err)
+	}
+	reg.Remove("356938035643809")
+	again, _, created, err := s.Submit(req)
+	if err != nil || created || again.ID != first.ID {
+		t.Fatalf("replay after the modem left: %+v created=%v err=%v", again, created, err)
+	}
+	// Without the key the same request is refused, as it should be.
+	req.IdempotencyKey = ""
+	if _, _, _, err := s.Submit(req); err == nil {
+		t.Fatal("a new check on a gone modem was accepted")
+	}
+}
+
+// A device-only check names a provider the daemon knows, or none.
+func TestDeviceOnlyProviderBounded(t *testing.T) {
+	g := &gateProvider{release: make(chan struct{}), running: map[string]int{}}
+	close(g.release)
+	c := startScheduler(t, 8, g, "356938035643809")
+	for body, want := range map[string]int{
+		`{"url":"https://example.test/x","provider":"` + strings.Repeat("p", 300) + `","modem":"356938035643809"}`: 400,
+		`{"url":"https://example.test/x","max_hops":1000,"modem":"356938035643809"}`:                               400,
+	} {
+		if st, m, _ := post(t, c, "/v1/checks", body); st != want {
+			t.Errorf("%.60s…: %d %v", body, st, m)
+		}
+	}
+}

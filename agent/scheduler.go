@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -54,8 +55,9 @@ type Scheduler struct {
 	queued int
 	modems map[string]*modemSlot
 	live   map[string]*liveCheck
-	idemMu sync.Mutex // one idempotent create at a time (journal.Create is atomic; this orders the queue reservation)
 	wg     sync.WaitGroup
+
+	keyLocks [64]sync.Mutex // by idempotency key's hash: one key's submissions take turns
 }
 
 // modemSlot serialises the work on one modem: checks, open, connect.
@@ -196,11 +198,19 @@ func (s *Scheduler) pruneLoop(ctx context.Context) {
 // Submit validates, journals and queues a check. created is false for an
 // idempotent replay, which returns the check the key first created.
 func (s *Scheduler) Submit(req CheckRequest) (*Check, *liveCheck, bool, error) {
-	// A replay returns the first check even when its request would no longer
-	// validate (the modem was unplugged, the provider removed): the retry is
-	// about that check, not a new one.
-	if req.IdempotencyKey != "" {
-		if prev, err := s.replay(req.IdempotencyKey); err != nil || prev != nil {
+	// Submissions with one key take turns (a stripe of locks by key), so
+	// concurrent first tries create one check and reserve one queue place;
+	// others, keyed or not, do not wait for each other.
+	if key := req.IdempotencyKey; key != "" {
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		mu := &s.keyLocks[h.Sum32()%uint32(len(s.keyLocks))]
+		mu.Lock()
+		defer mu.Unlock()
+		// A replay returns the first check even when its request would no
+		// longer validate (the modem was unplugged, the provider removed):
+		// the retry is about that check, not a new one.
+		if prev, err := s.replay(key); err != nil || prev != nil {
 			return prev, s.liveOf(prev), false, err
 		}
 	}
@@ -208,8 +218,9 @@ func (s *Scheduler) Submit(req CheckRequest) (*Check, *liveCheck, bool, error) {
 	if err != nil {
 		return nil, nil, false, err
 	}
-	s.idemMu.Lock()
-	defer s.idemMu.Unlock()
+	// No lock around the journal write: Create is one transaction that
+	// either creates or finds the key's check, so concurrent submissions
+	// (an array's worth) share group commits instead of queueing.
 	slot := s.slot(c.Modem)
 	s.mu.Lock()
 	if s.queued >= s.o.Checks.Queue {

@@ -404,3 +404,73 @@ func TestDeviceOnlyProviderBounded(t *testing.T) {
 		}
 	}
 }
+
+// Sixteen concurrent submissions with one idempotency key make one check;
+// every one of them gets it, and the queue count is not left inflated.
+func TestConcurrentIdempotentSubmits(t *testing.T) {
+	g := &gateProvider{release: make(chan struct{}), running: map[string]int{}}
+	j, err := OpenJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	hub := NewHub(4)
+	reg := NewRegistry(hub)
+	reg.Put(&connModem{fakeModem{info: modem.Info{ID: "356938035643809", IMEI: "356938035643809"}}})
+	checks := config.Default().Checks
+	checks.Queue = 4
+	s := NewScheduler(SchedulerOptions{Checks: checks, Providers: map[string]verify.Provider{"gate": g},
+		Pinner: nopPinner{}, Journal: j, Registry: reg, Hub: hub})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); s.Wait() }()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req := CheckRequest{Provider: "gate", PhoneNumber: "+447700900123", Modem: "356938035643809", IdempotencyKey: "same"}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ids, created := map[string]int{}, 0
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, _, isNew, err := s.Submit(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			ids[c.ID]++
+			if isNew {
+				created++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(ids) != 1 || created != 1 {
+		t.Fatalf("ids %v, created %d: want one check", ids, created)
+	}
+	close(g.release)
+	var id string
+	for k := range ids {
+		id = k
+	}
+	_, l, err := s.Get(id)
+	if err != nil || l == nil {
+		t.Fatalf("live check: %v", err)
+	}
+	select {
+	case <-l.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the check never finished")
+	}
+	// Fifteen replays reserved and released a queue place each: the count
+	// is back to nothing waiting.
+	s.mu.Lock()
+	queued := s.queued
+	s.mu.Unlock()
+	if queued != 0 {
+		t.Errorf("queue count %d after every check left the queue", queued)
+	}
+}

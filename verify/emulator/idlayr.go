@@ -471,6 +471,21 @@ func failDeviceStep(w http.ResponseWriter, c *check, status int, code, detail st
 }
 
 // checkURL is the device step's first request: the check_url.
+// deviceStepOpenLocked answers 410 when c's device step can no longer run
+// (expired, final, or its URL already used) and says whether it can.
+func (e *Emulator) deviceStepOpenLocked(w http.ResponseWriter, c *check) bool {
+	e.expireLocked(c)
+	switch {
+	case c.status == StatusExpired:
+		writeProblem(w, http.StatusGone, CodeCheckExpired, "check expired")
+		return false
+	case c.final() || c.deviceDone:
+		writeProblem(w, http.StatusGone, CodeCheckURLUsed, "check URL already used")
+		return false
+	}
+	return true
+}
+
 func (e *Emulator) checkURL(w http.ResponseWriter, r *http.Request, version, id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -479,13 +494,7 @@ func (e *Emulator) checkURL(w http.ResponseWriter, r *http.Request, version, id 
 		writeProblem(w, http.StatusNotFound, CodeCheckNotFound, "check not found")
 		return
 	}
-	e.expireLocked(c)
-	switch {
-	case c.status == StatusExpired:
-		writeProblem(w, http.StatusGone, CodeCheckExpired, "check expired")
-		return
-	case c.final() || c.deviceDone:
-		writeProblem(w, http.StatusGone, CodeCheckURLUsed, "check URL already used")
+	if !e.deviceStepOpenLocked(w, c) {
 		return
 	}
 	f := e.faultsLocked(c.phone, true)
@@ -521,13 +530,7 @@ func (e *Emulator) completeCheck(w http.ResponseWriter, r *http.Request, version
 		writeProblem(w, http.StatusNotFound, CodeCheckNotFound, "check not found")
 		return
 	}
-	e.expireLocked(c)
-	switch {
-	case c.status == StatusExpired:
-		writeProblem(w, http.StatusGone, CodeCheckExpired, "check expired")
-		return
-	case c.final() || c.deviceDone:
-		writeProblem(w, http.StatusGone, CodeCheckURLUsed, "check URL already used")
+	if !e.deviceStepOpenLocked(w, c) {
 		return
 	}
 	delete(e.sessions, sid)
